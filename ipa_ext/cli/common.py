@@ -1,0 +1,63 @@
+"""Helpers shared by CLI subcommands: loading config and plugins, printing tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Iterable, Sequence
+
+from ..config import Config, load_config
+from ..errors import PluginError
+from ..host import PluginHost, load_plugins
+
+
+def load_host(
+    args: argparse.Namespace, config: Config | None = None, *, config_failures_fatal: bool = True
+) -> PluginHost:
+    """Load plugins for a command; config-named modules and disables apply.
+
+    A plugin the config names explicitly that fails to load stops the command
+    (the user asked for it), unless ``config_failures_fatal`` is False.
+    """
+    host = load_plugins(
+        config.plugins_load if config else (),
+        disabled=config.plugins_disable if config else (),
+        strict=bool(getattr(args, "strict", False)),
+        base_dir=config.base_dir if config else None,
+    )
+    if config is not None and config_failures_fatal:
+        named = set(config.plugins_load)
+        for rec in host.failures:
+            if rec.origin == "config" and rec.module in named:
+                raise PluginError(f"plugin {rec.module!r} named in {config.path}: {rec.error}")
+    return host
+
+
+def load_config_and_host(args: argparse.Namespace) -> tuple[Config, PluginHost]:
+    config = load_config(args.config)
+    return config, load_host(args, config)
+
+
+def warn_failures(host: PluginHost) -> None:
+    for rec in host.failures:
+        print(f"ipa-ext: warning: plugin {rec.name!r} failed: {rec.error}", file=sys.stderr)
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain, aligned text table."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

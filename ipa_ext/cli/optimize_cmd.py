@@ -1,0 +1,138 @@
+"""``ipa-ext optimize CONFIG --rate R``: one decision, with its objective terms."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import load_config
+from ..errors import ConfigError
+from ..optimizers import Decision
+from ..problem import Evaluation, Problem
+from .common import load_host, print_json, table, warn_failures
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("optimize", help="choose a configuration for a predicted rate")
+    p.add_argument("config", help="ipa-ext config YAML")
+    p.add_argument("--rate", type=float, help="predicted arrival rate in rps (default: config rate_rps)")
+    p.add_argument("--optimizer", help="optimizer name (default: the config's)")
+    p.add_argument("-k", "--num-states", type=int, dest="k", help="how many best configurations (default: num_state_limit)")
+    p.add_argument("--delta", type=float, help="weight of power in watts (energy objective)")
+    p.add_argument("--epsilon", type=float, help="weight of carbon in gCO2/s")
+    p.add_argument("--power-cap", type=float, dest="power_cap_w", help="cap on pipeline power in watts")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def decision_dict(problem: Problem, decision: Decision) -> dict[str, Any]:
+    """The JSON shape of a decision (also used by other commands)."""
+    out: dict[str, Any] = {
+        "pipeline": problem.pipeline.name,
+        "optimizer": decision.optimizer,
+        "rate_rps": decision.rate_rps,
+        "sla_s": problem.sla_s,
+        "sla_source": problem.sla_source,
+        "decision_time_s": decision.decision_time_s,
+        "feasible": decision.feasible,
+        "reason": decision.reason,
+        "weights": dict(problem.settings.weights),
+    }
+    if decision.best is not None:
+        out.update(evaluation_dict(problem, decision.best))
+        out["candidates"] = [evaluation_dict(problem, c) for c in decision.candidates]
+    else:
+        out["objective"] = None
+        out["candidates"] = []
+    if decision.info:
+        out["info"] = dict(decision.info)
+    return out
+
+
+def evaluation_dict(problem: Problem, ev: Evaluation) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "objective": ev.objective,
+        "terms": dict(ev.terms),
+        "weighted_terms": dict(ev.weighted),
+        "latency_s": ev.latency_s,
+        "throughput_rps": min(o.capacity_rps for o in ev.options),
+        "stages": [
+            {"stage": problem.pipeline.stages[i].name, **row} for i, row in enumerate(ev.stage_rows())
+        ],
+        "violations": list(ev.violations),
+    }
+    if "energy" in ev.terms:
+        d["power"] = {"watts": ev.terms["energy"], "quality": "estimated", "source": "profiles"}
+    return d
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    host = load_host(args, config)
+    warn_failures(host)
+    rate = args.rate if args.rate is not None else config.rate_rps
+    if rate is None:
+        raise ConfigError("no rate given: pass --rate or set rate_rps", path=config.path, where="rate_rps")
+    if rate < 0:
+        raise ConfigError(f"--rate must be >= 0, got {rate:g}")
+    overrides: dict[str, Any] = {}
+    weights = dict(config.settings.weights)
+    for key in ("delta", "epsilon"):
+        if getattr(args, key) is not None:
+            weights[key] = getattr(args, key)
+    overrides["weights"] = weights
+    if args.power_cap_w is not None:
+        overrides["power_cap_w"] = args.power_cap_w
+    problem = config.build_problem(host, **overrides)
+    if args.optimizer and args.optimizer != config.optimizer.name:
+        name, options, where = args.optimizer, {}, "--optimizer"
+    else:
+        name, options, where = config.optimizer.name, config.optimizer.options, config.optimizer.where
+    optimizer = host.registry.create("optimizer", name, options, where=where)
+    if args.k is not None and args.k < 1:
+        raise ConfigError(f"-k must be >= 1, got {args.k}")
+    decision = optimizer.optimize(problem, rate, config.settings.initial, args.k)
+    if args.json:
+        print_json(decision_dict(problem, decision))
+    else:
+        _print(problem, decision)
+    if not decision.feasible:
+        if not args.json:
+            import sys
+
+            print(f"ipa-ext: error: {decision.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print(problem: Problem, decision: Decision) -> None:
+    print(
+        f"pipeline {problem.pipeline.name}  rate {decision.rate_rps:g} rps  optimizer "
+        f"{decision.optimizer}  decided in {decision.decision_time_s * 1e3:.1f} ms"
+    )
+    if not decision.feasible:
+        return
+    for rank, ev in enumerate(decision.candidates, start=1):
+        if len(decision.candidates) > 1:
+            print(f"\ncandidate {rank}")
+        rows = []
+        for i, o in enumerate(ev.options):
+            rows.append([
+                problem.pipeline.stages[i].name, o.variant, f"{o.cpu:g}", o.batch, o.replicas,
+                o.model_latency_s, o.queue_s, o.capacity_rps, o.cores,
+            ])
+        print(table(["stage", "variant", "cpu", "batch", "replicas", "latency_s", "queue_s",
+                     "capacity_rps", "cores"], rows))
+        thr = min(o.capacity_rps for o in ev.options)
+        print(f"latency  {ev.latency_s:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
+        print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
+        parts = []
+        for obj in problem.reported_objectives():
+            w = problem.settings.weight(obj.weight)
+            sign = "+" if obj.sense > 0 else "-"
+            unit = f" {obj.unit}" if obj.unit else ""
+            label = f"{obj.name} {ev.terms[obj.name]:.4g}{unit}"
+            if obj.name in ("energy", "carbon"):
+                label += " (estimated from profiles)"
+            parts.append(f"{sign} {obj.weight} {w:g} x {label}")
+        print(f"objective {ev.objective:.6g} = " + " ".join(parts).lstrip("+ "))

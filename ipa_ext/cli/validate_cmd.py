@@ -1,0 +1,92 @@
+"""``ipa-ext validate CONFIG``: check a config (or an upstream IPA config) and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import load_config
+from ..ipa_config import looks_like_ipa_config, map_ipa_config
+from ..profiles import read_yaml
+from ..errors import ConfigError
+from pathlib import Path
+
+from .common import load_host, print_json, table, warn_failures
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="validate a config and print what it resolves to")
+    p.add_argument("config", help="ipa-ext config YAML (or an upstream IPA experiment config)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    data = read_yaml(args.config, ConfigError, unique_keys=False)
+    if looks_like_ipa_config(data):
+        return _ipa(args, data)
+    config = load_config(args.config)
+    host = load_host(args, config)
+    warn_failures(host)
+    problem = config.build_problem(host)
+    # Components the config names explicitly must exist and accept their options.
+    host.registry.create("optimizer", config.optimizer.name, config.optimizer.options,
+                         where=config.optimizer.where)
+    if "backend" in config.raw:
+        host.registry.get("backend", config.backend.name)
+    for spec in config.energy_sources:
+        host.registry.get("energy source", spec.name)
+    base = problem.base_allocations() if problem.settings.allocation_mode == "base" else None
+    summary = {
+        "config": str(config.path),
+        "pipeline": config.pipeline.name,
+        "stages": [
+            {
+                "name": s.name,
+                "variants": {v.name: v.accuracy for v in s.variants},
+                "profile_rows": len(s.profiles),
+                "stage_sla_s": problem.stage_slas_s[i],
+                "base_allocation": dict(base[i]) if base else None,
+            }
+            for i, s in enumerate(config.pipeline.stages)
+        ],
+        "sla_s": problem.sla_s,
+        "sla_source": problem.sla_source,
+        "power_fields": config.pipeline.has_power,
+        "optimizer": config.optimizer.name,
+        "weights": dict(problem.settings.weights),
+        "ipa_ignored": dict(config.ipa.ignored) if config.ipa else {},
+    }
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"{config.path}: OK")
+    print(f"pipeline {config.pipeline.name}: {len(config.pipeline.stages)} stages, "
+          f"SLA {problem.sla_s:.4g} s ({problem.sla_source})")
+    rows = []
+    for st in summary["stages"]:
+        b = st["base_allocation"]
+        for v, acc in st["variants"].items():
+            rows.append([st["name"], v, acc, b[v] if b else "-", st["profile_rows"]])
+    print(table(["stage", "variant", "accuracy", "base cpu", "profile rows"], rows))
+    print(f"optimizer {config.optimizer.name}; power fields: {'yes' if config.pipeline.has_power else 'no'}")
+    if config.ipa:
+        print(f"imported from IPA config {config.ipa.path}; ignored keys: {', '.join(config.ipa.ignored) or 'none'}")
+    return 0
+
+
+def _ipa(args: argparse.Namespace, data) -> int:
+    ipa = map_ipa_config(data, Path(args.config))
+    if args.json:
+        print_json({"ipa_config": str(ipa.path), "mapped": ipa.values, "ignored": ipa.ignored, "unknown": ipa.unknown})
+        return 0
+    print(f"{ipa.path}: an upstream IPA config")
+    print("maps to ipa-ext keys:")
+    for k, v in ipa.values.items():
+        print(f"  {k}: {v}")
+    print("ignored:")
+    for k, why in ipa.ignored.items():
+        print(f"  {k}: {why}")
+    if ipa.unknown:
+        print(f"unknown keys (ignored): {', '.join(ipa.unknown)}")
+    print("To use it, write an ipa-ext config with 'from_ipa:', 'pipeline:' and 'profiles:'.")
+    return 0

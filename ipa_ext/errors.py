@@ -1,0 +1,71 @@
+"""Exception types whose messages a user can act on.
+
+The CLI turns every :class:`IpaExtError` into one line on stderr and a non-zero
+exit code; anything else is a bug and shows a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class IpaExtError(Exception):
+    """Base class for every error ipa-ext reports to a user."""
+
+    exit_code = 2
+
+
+class InputError(IpaExtError):
+    """Bad user input: a config, profile, trace or log that cannot be used.
+
+    The message names the file and, where there is one, the row or field.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        where: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.where = where
+        self.detail = message
+        prefix = ""
+        if self.path is not None:
+            prefix = self.path
+            if where:
+                prefix += f": {where}"
+            prefix += ": "
+        elif where:
+            prefix = f"{where}: "
+        super().__init__(prefix + message)
+
+
+class ConfigError(InputError):
+    """A config file or config field is wrong."""
+
+
+class ProfileError(InputError):
+    """A pipeline or profile table is wrong."""
+
+
+class PluginError(IpaExtError):
+    """A plugin failed to load or registered something invalid."""
+
+
+class UnknownNameError(IpaExtError):
+    """A name (optimizer, energy source, predictor, ...) that no plugin registered."""
+
+    def __init__(self, kind: str, name: str, available: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.available = sorted(available)
+        choices = ", ".join(self.available) if self.available else "none registered"
+        super().__init__(f"unknown {kind} {name!r} (available: {choices})")
+
+
+class InfeasibleError(IpaExtError):
+    """No configuration satisfies the constraints; the message gives the binding reason."""
+
+    exit_code = 1

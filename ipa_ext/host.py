@@ -1,0 +1,349 @@
+"""The plugin host: a pluggy manager built by a factory, and the component registry.
+
+:func:`load_plugins` loads, in order:
+
+1. the built-in plugins, through the ``ipa_ext`` entry-point group like any
+   third party (the distribution ``ipa-ext`` itself declares them);
+2. every other installed distribution's ``ipa_ext`` entry points;
+3. modules (dotted names or ``.py`` paths) that the config names.
+
+Disabled plugins are filtered out by name before they are imported. Each
+plugin loads and registers inside its own ``try``: a failure is recorded on its
+:class:`PluginRecord` and the others keep working, unless ``strict`` is set.
+A plugin's registrations are committed only when all of them succeed, so a
+failed plugin leaves nothing half-registered.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import importlib.util
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import pluggy
+
+from . import __version__, hookspecs
+from .backends import Backend
+from .energy.source import EnergySource
+from .errors import ConfigError, PluginError, UnknownNameError
+from .objectives import Objective
+from .optimizers import Optimizer
+from .predictors import Predictor
+
+ENTRY_POINT_GROUP = "ipa_ext"
+DIST_NAME = "ipa-ext"
+DISABLE_ENV = "IPA_EXT_DISABLE_PLUGINS"
+
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("objectives", "ipa_ext_plugins.objectives"),
+    ("brute_force", "ipa_ext_plugins.brute_force"),
+)
+"""Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
+
+Used only when ipa-ext runs from a source tree that is not installed; a test
+checks that it matches the installed entry points.
+"""
+
+KIND_BASES: dict[str, type] = {
+    "energy source": EnergySource,
+    "optimizer": Optimizer,
+    "objective": Objective,
+    "predictor": Predictor,
+    "backend": Backend,
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class PluginRecord:
+    """What ``ipa-ext plugins`` shows about one plugin."""
+
+    name: str
+    origin: str
+    module: str
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    status: str = "loaded"  # loaded | failed | disabled
+    error: str | None = None
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "origin": self.origin,
+            "module": self.module,
+            "hooks": list(self.hooks),
+            "status": self.status,
+            "error": self.error,
+            "registered": {k: list(v) for k, v in self.registered.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str
+    name: str
+    factory: Callable[..., object]
+    plugin: str
+
+
+class Registry:
+    """Components registered by plugins, by kind and name."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, dict[str, Registration]] = {k: {} for k in KIND_BASES}
+
+    def add(self, reg: Registration) -> None:
+        existing = self._items[reg.kind].get(reg.name)
+        if existing is not None:
+            raise PluginError(
+                f"{reg.kind} {reg.name!r} from plugin {reg.plugin!r} duplicates the one "
+                f"registered by plugin {existing.plugin!r}"
+            )
+        self._items[reg.kind][reg.name] = reg
+
+    def names(self, kind: str) -> list[str]:
+        """Registered names of a kind, in registration order (built-ins first)."""
+        return list(self._items[kind])
+
+    def get(self, kind: str, name: str) -> Registration:
+        try:
+            return self._items[kind][name]
+        except KeyError:
+            raise UnknownNameError(kind, name, self.names(kind)) from None
+
+    def create(
+        self,
+        kind: str,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        where: str | None = None,
+    ) -> Any:
+        """Instantiate a registered component with its config options.
+
+        Bad options and factory errors become :class:`ConfigError` naming ``where``.
+        """
+        reg = self.get(kind, name)
+        try:
+            obj = reg.factory(**dict(options or {}))
+        except TypeError as exc:
+            raise ConfigError(f"{kind} {name!r}: {exc}", where=where) from None
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"{kind} {name!r}: {exc}", where=where) from None
+        base = KIND_BASES[kind]
+        if not isinstance(obj, base):
+            raise PluginError(
+                f"{kind} {name!r} from plugin {reg.plugin!r} is a {type(obj).__name__}, "
+                f"not a {base.__module__}.{base.__name__}"
+            )
+        if not getattr(obj, "name", ""):
+            try:
+                obj.name = name
+            except AttributeError:  # pragma: no cover - read-only attribute
+                pass
+        return obj
+
+    def __iter__(self):
+        for kind, items in self._items.items():
+            for reg in items.values():
+                yield reg
+
+
+class PluginHost:
+    """A loaded plugin manager: its registry and a record per plugin."""
+
+    def __init__(self, pm: pluggy.PluginManager, strict: bool) -> None:
+        self.pm = pm
+        self.strict = strict
+        self.registry = Registry()
+        self.records: list[PluginRecord] = []
+
+    @property
+    def failures(self) -> list[PluginRecord]:
+        return [r for r in self.records if r.status == "failed"]
+
+    def record(self, name: str) -> PluginRecord:
+        for r in self.records:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def _fail(self, rec: PluginRecord, message: str) -> None:
+        rec.status = "failed"
+        rec.error = message
+        if self.strict:
+            raise PluginError(f"plugin {rec.name!r} ({rec.origin}): {message}")
+
+    def _add_plugin(self, rec: PluginRecord, load: Callable[[], Any]) -> None:
+        self.records.append(rec)
+        try:
+            obj = load()
+        except Exception as exc:  # a broken plugin must not take the host down
+            self._fail(rec, f"import failed: {type(exc).__name__}: {exc}")
+            return
+        if rec.version is None:
+            rec.version = getattr(obj, "__version__", None)
+        try:
+            self.pm.register(obj, name=rec.name)
+        except Exception as exc:
+            self._fail(rec, f"invalid hook implementation: {exc}")
+            return
+        unknown = [
+            hc.name for hc in (self.pm.get_hookcallers(obj) or []) if hc.spec is None
+        ]
+        if unknown:
+            self.pm.unregister(obj)
+            self._fail(rec, f"implements unknown hook(s) {', '.join(sorted(unknown))}")
+            return
+        rec.hooks = sorted(hc.name for hc in (self.pm.get_hookcallers(obj) or []))
+        self._register_components(rec, obj)
+
+    def _register_components(self, rec: PluginRecord, obj: Any) -> None:
+        staged: list[Registration] = []
+        errors: list[str] = []
+
+        for hook_name, kind in hookspecs.HOOKS.items():
+            caller = getattr(self.pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not obj:
+                    continue
+
+                def register(name: str, factory: Callable[..., object], _kind: str = kind) -> None:
+                    if not isinstance(name, str) or not _NAME_RE.match(name):
+                        raise PluginError(f"invalid {_kind} name {name!r}")
+                    if not callable(factory):
+                        raise PluginError(f"{_kind} {name!r}: factory is not callable")
+                    staged.append(Registration(_kind, name, factory, rec.name))
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    errors.append(f"{hook_name} raised {type(exc).__name__}: {exc}")
+        if not errors:
+            seen: dict[tuple[str, str], str] = {}
+            for reg in staged:
+                prior = self.registry._items[reg.kind].get(reg.name)
+                if prior is not None:
+                    errors.append(
+                        f"{reg.kind} {reg.name!r} is already registered by plugin "
+                        f"{prior.plugin!r}; duplicate from plugin {rec.name!r} rejected"
+                    )
+                elif (reg.kind, reg.name) in seen:
+                    errors.append(f"{reg.kind} {reg.name!r} registered twice by plugin {rec.name!r}")
+                seen[(reg.kind, reg.name)] = rec.name
+        if errors:
+            self.pm.unregister(obj)
+            self._fail(rec, "; ".join(errors))
+            return
+        for reg in staged:
+            self.registry.add(reg)
+            rec.registered.setdefault(reg.kind, []).append(reg.name)
+
+
+def _dist_name(ep: md.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
+
+
+def _normalise(name: str | None) -> str:
+    return re.sub(r"[-_.]+", "-", name or "").lower()
+
+
+def _disabled_from_env() -> set[str]:
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {x.strip() for x in raw.split(",") if x.strip()}
+
+
+def _load_module_ref(ref: str, base_dir: Path | None) -> Callable[[], ModuleType]:
+    """A loader for a config-named plugin: a dotted module name or a ``.py`` path."""
+
+    def load() -> ModuleType:
+        if ref.endswith(".py") or "/" in ref or os.sep in ref:
+            path = Path(ref)
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            if not path.is_file():
+                raise FileNotFoundError(f"plugin file {path} not found")
+            mod_name = "ipa_ext_config_plugin_" + re.sub(r"\W", "_", path.stem)
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(mod_name, None)
+                raise
+            return module
+        return importlib.import_module(ref)
+
+    return load
+
+
+def load_plugins(
+    modules: Sequence[str] = (),
+    *,
+    disabled: Iterable[str] = (),
+    strict: bool = False,
+    base_dir: str | Path | None = None,
+    entry_points: bool = True,
+) -> PluginHost:
+    """Build a plugin host (see module docstring).
+
+    ``modules`` are the config's ``plugins.load`` entries, ``disabled`` its
+    ``plugins.disable`` names (plus ``$IPA_EXT_DISABLE_PLUGINS``). With
+    ``entry_points=False`` only the built-ins and ``modules`` load.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm, strict)
+    off = set(disabled) | _disabled_from_env()
+    base = Path(base_dir) if base_dir is not None else None
+
+    eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    builtin_eps = [e for e in eps if _normalise(_dist_name(e)) == DIST_NAME]
+    third_party = [e for e in eps if _normalise(_dist_name(e)) != DIST_NAME]
+
+    def add(name: str, origin: str, module: str, version: str | None, load: Callable[[], Any]) -> None:
+        if name in off:
+            host.records.append(PluginRecord(name, origin, module, version, status="disabled"))
+            return
+        if any(r.name == name for r in host.records):
+            rec = PluginRecord(name, origin, module, version)
+            host.records.append(rec)
+            host._fail(rec, f"a plugin named {name!r} is already loaded; rename one of them")
+            return
+        host._add_plugin(PluginRecord(name, origin, module, version), load)
+
+    if builtin_eps:
+        by_name = {e.name: e for e in builtin_eps}
+        order = [n for n, _ in BUILTIN_PLUGINS if n in by_name] + sorted(
+            n for n in by_name if n not in dict(BUILTIN_PLUGINS)
+        )
+        for n in order:
+            e = by_name[n]
+            add(n, "builtin", e.value, __version__, e.load)
+    else:
+        for n, mod in BUILTIN_PLUGINS:
+            add(n, "builtin (source tree, not installed)", mod, __version__,
+                lambda m=mod: importlib.import_module(m))
+    if entry_points:
+        for e in third_party:
+            dist = _dist_name(e)
+            version = e.dist.version if getattr(e, "dist", None) is not None else None
+            add(e.name, f"entry point ({dist})", e.value, version, e.load)
+    for ref in modules:
+        name = Path(ref).stem if ref.endswith(".py") else ref
+        add(name, "config", ref, None, _load_module_ref(ref, base))
+    return host

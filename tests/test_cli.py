@@ -1,0 +1,126 @@
+"""The CLI end to end: optimize, validate, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import VIDEO, assert_one_line_error, run_cli
+
+CONFIG = str(VIDEO / "config.yaml")
+
+
+def test_optimize_prints_configuration_terms_latency_and_throughput():
+    proc = run_cli("optimize", CONFIG, "--rate", "20")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for needle in ("crop", "classification", "variant", "replicas", "latency", "<= SLA",
+                   ">= rate 20 rps", "objective", "alpha 2 x accuracy", "beta 1 x cost",
+                   "energy", "estimated"):
+        assert needle in out, needle
+
+
+def test_optimize_json_matches_problem_evaluation(video_problem):
+    proc = run_cli("optimize", CONFIG, "--rate", "20", "--json", "-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["feasible"] and len(d["candidates"]) == 3
+    from ipa_ext.model import StageConfig
+
+    cfg = tuple(StageConfig(s["variant"], s["cpu"], s["batch"], s["replicas"]) for s in d["stages"])
+    ev = video_problem.evaluate(cfg, 20)
+    assert ev.feasible
+    assert d["objective"] == pytest.approx(ev.objective)
+    assert d["terms"]["cost"] == sum(s["cpu"] * s["replicas"] for s in d["stages"])
+    assert d["throughput_rps"] >= 20 and d["latency_s"] <= d["sla_s"]
+    assert d["power"]["quality"] == "estimated"
+    objs = [c["objective"] for c in d["candidates"]]
+    assert objs == sorted(objs, reverse=True)
+
+
+def test_delta_changes_the_decision():
+    base = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--json").stdout)
+    heavy = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--json", "--delta", "1").stdout)
+    assert heavy["weights"]["delta"] == 1
+    assert heavy["terms"]["energy"] <= base["terms"]["energy"]
+    assert heavy["weighted_terms"]["energy"] == pytest.approx(heavy["terms"]["energy"])
+
+
+def test_validate_summarises(tmp_path):
+    proc = run_cli("validate", CONFIG)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout and "base cpu" in proc.stdout
+    d = json.loads(run_cli("validate", CONFIG, "--json").stdout)
+    assert d["stages"][0]["base_allocation"]["yolov5n"] == 1
+
+
+def test_validate_ipa_config(shared_data):
+    proc = run_cli("validate", str(shared_data / "ipa-configs" / "video-1.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert "an upstream IPA config" in proc.stdout and "profiling_series" in proc.stdout
+
+
+def write_config(tmp_path: Path, extra: str = "", optimizer: str = "brute-force", **files: str) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    pipe = files and "pipeline.yaml" in files and "pipeline.yaml" or str(VIDEO / "pipeline.yaml")
+    prof = files and "profiles.csv" in files and "profiles.csv" or str(VIDEO / "profiles.csv")
+    c = tmp_path / "config.yaml"
+    c.write_text(f"pipeline: {pipe}\nprofiles: {prof}\noptimizer: {optimizer}\n{extra}")
+    return c
+
+
+def test_malformed_yaml(tmp_path):
+    c = tmp_path / "c.yaml"
+    c.write_text("pipeline: [unclosed\n")
+    assert_one_line_error(run_cli("validate", str(c)), str(c), "malformed YAML")
+    assert_one_line_error(run_cli("optimize", str(c), "--rate", "3"), str(c), "malformed YAML")
+
+
+def test_malformed_csv(tmp_path):
+    c = write_config(tmp_path, **{"profiles.csv": "stage,variant\n\"crop,yolo\n"})
+    assert_one_line_error(run_cli("optimize", str(c), "--rate", "3"), "profiles.csv", "missing column")
+
+
+def test_bad_profile_value_names_file_and_line(tmp_path):
+    rows = (VIDEO / "profiles.csv").read_text().replace("crop,yolov5n,1,1,0.0697799", "crop,yolov5n,1,1,fast", 1)
+    c = write_config(tmp_path, **{"profiles.csv": rows})
+    assert_one_line_error(run_cli("validate", str(c)), "profiles.csv", "line 8", "latency_s", "'fast'")
+
+
+def test_unknown_optimizer(tmp_path):
+    assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "3", "--optimizer", "gurobi"),
+                          "unknown optimizer 'gurobi'", "brute-force")
+    c = write_config(tmp_path, optimizer="simplex")
+    assert_one_line_error(run_cli("validate", str(c)), "unknown optimizer 'simplex'")
+
+
+def test_unknown_plugin_module(tmp_path):
+    c = write_config(tmp_path, "plugins: {load: [no_such_plugin_mod]}\n")
+    assert_one_line_error(run_cli("validate", str(c)), "no_such_plugin_mod", "ModuleNotFoundError")
+
+
+def test_impossible_sla_says_so(tmp_path):
+    c = write_config(tmp_path, "sla_s: 0.01\n")
+    proc = run_cli("optimize", str(c), "--rate", "10")
+    assert_one_line_error(proc, "no feasible configuration", "SLA 0.01 s cannot be met")
+    proc = run_cli("optimize", str(c), "--rate", "10", "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["feasible"] is False
+
+
+def test_rate_beyond_capacity(tmp_path):
+    c = write_config(tmp_path, "scaling_cap: 2\n")
+    assert_one_line_error(run_cli("optimize", str(c), "--rate", "400"),
+                          "rate 400 rps exceeds the capacity of every variant", "scaling_cap 2")
+
+
+def test_missing_rate_and_missing_file(tmp_path):
+    assert_one_line_error(run_cli("optimize", CONFIG), "rate_rps", "--rate")
+    assert_one_line_error(run_cli("validate", str(tmp_path / "none.yaml")), "none.yaml: file not found")
+
+
+def test_duplicate_yaml_keys_are_rejected(tmp_path):
+    c = write_config(tmp_path, "scaling_cap: 5\nscaling_cap: 6\n")
+    assert_one_line_error(run_cli("validate", str(c)), str(c), "duplicate key 'scaling_cap'")
