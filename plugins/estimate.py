@@ -12,10 +12,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ipa_ext import hookimpl
 from ipa_ext.energy.cputime import CLK_TCK, process_tree_cpu_s, system_cpu
+from ipa_ext.energy.hostinfo import cpu_model_name
 from ipa_ext.energy.source import Domain, EnergySource, ProbeResult, Reading, Status
 from ipa_ext.errors import InputError
 
@@ -45,16 +45,6 @@ class PowerModel:
     watts_per_cpu: float
     idle_w: float
     basis: str
-
-
-def cpu_model_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
-    try:
-        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
 
 
 def lookup_tdp(model: str) -> tuple[float, int] | None:

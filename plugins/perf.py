@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ipa_ext import hookimpl
+from ipa_ext.energy.hostinfo import is_virtual_machine
 from ipa_ext.energy.perfstat import PerfRecord, parse_csv_line
 from ipa_ext.energy.source import (
     Domain,
@@ -201,8 +202,6 @@ class PerfSource(EnergySource):
             return ProbeResult(Status.ABSENT, f"{self.perf[0]!r} not found on PATH", INSTALL_HINT)
         offered = pmu_events(self.pmu_root)
         if not self.events:
-            from ipa_ext_plugins.rapl import is_virtual_machine
-
             where = ("the kernel has no 'power' PMU" if offered is None
                      else "the 'power' PMU offers no energy events")
             if is_virtual_machine(self.cpuinfo):
@@ -266,8 +265,6 @@ class PerfSource(EnergySource):
             return ProbeResult(Status.ABSENT, f"perf reports <{'>, <'.join(statuses)}> for {events}{offers}",
                                "this CPU or hypervisor does not expose these RAPL events")
         if all(r.value == 0.0 for r in counted):
-            from ipa_ext_plugins.rapl import is_virtual_machine
-
             vm = " on a virtual machine" if is_virtual_machine(self.cpuinfo) else ""
             return ProbeResult(Status.VIRTUALISED,
                                f"perf counts {events} but every interval reads 0 J{vm}: the hypervisor "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ipa_ext import hookimpl
 from ipa_ext.energy.counters import DEFAULT_MAX_POWER_W, Counter
+from ipa_ext.energy.hostinfo import is_virtual_machine
 from ipa_ext.energy.source import Domain, EnergySource, ProbeResult, Reading, Status
 
 DEFAULT_ROOT = "/sys/class/powercap"
@@ -45,15 +46,6 @@ def grant_hint(root: str | Path) -> str:
     return (f"energy_uj is root-only since CVE-2020-8694: run as root, or grant read access, "
             f"e.g. 'sudo chmod o+r {root}/intel-rapl:*/energy_uj' (until reboot) or a udev rule "
             f"that sets the mode on every boot")
-
-
-def is_virtual_machine(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
-    """True when the CPU flags include ``hypervisor`` (a guest of a hypervisor)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return False
-    return any(line.startswith("flags") and " hypervisor" in line for line in text.splitlines())
 
 
 def _read_text(path: Path) -> str:

@@ -13,7 +13,7 @@ from ipa_ext.energy import EnergySourceError, Status
 from ipa_ext.energy.meter import Meter
 from ipa_ext.energy.perfstat import parse_csv_line, parse_human_line, parse_line
 from ipa_ext_plugins.perf import PerfSource, paranoid_level, pmu_events
-from ipa_ext_plugins.rapl import is_virtual_machine
+from ipa_ext.energy.hostinfo import is_virtual_machine
 
 # ---------------------------------------------------------------- formats (lines as perf prints them)
 

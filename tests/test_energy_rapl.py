@@ -13,7 +13,8 @@ import pytest
 
 from ipa_ext.energy import Status
 from ipa_ext.energy.meter import Meter
-from ipa_ext_plugins.rapl import RaplSource, is_virtual_machine
+from ipa_ext.energy.hostinfo import is_virtual_machine
+from ipa_ext_plugins.rapl import RaplSource
 
 from fake_powercap import RANGE_UJ, FakePowercap, server_tree
 
@@ -193,7 +194,7 @@ def test_eacces_gives_the_cve_2020_8694_hint(tmp_path):
     As root the probe runs without CAP_DAC_OVERRIDE (setpriv drops it), so the
     kernel really refuses the read with EACCES; as another user, mode 000 does.
     """
-    fake = server_tree(tmp_path, sockets=1, psys=False)
+    server_tree(tmp_path, sockets=1, psys=False)
     code = (
         "import json, sys; from ipa_ext_plugins.rapl import RaplSource;"
         "r = RaplSource(sys.argv[1]).probe();"

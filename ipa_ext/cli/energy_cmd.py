@@ -13,13 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
 import threading
-import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import yaml
 
@@ -27,8 +25,8 @@ from ..config import load_config
 from ..energy.logs import load_log, log_rows, write_interval_csv
 from ..energy.meter import IntervalSampler, Measurement, Meter
 from ..energy.report import format_report, plot_power, summarise
-from ..energy.select import choose, create, describe
-from ..energy.source import EnergySource, Status
+from ..energy.select import choose, create
+from ..energy.source import Status
 from ..errors import ConfigError, IpaExtError
 from .common import load_host, print_json, table, warn_failures
 
