@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import json
 import struct
 from collections import defaultdict
@@ -67,6 +68,9 @@ def test_report_totals_match_an_independent_sum(shared_data, name, tmp_path):
 def test_report_table_and_plot(shared_data, tmp_path):
     png = tmp_path / "power.png"
     proc = run_cli("energy", "report", str(shared_data / "perf-logs" / LOGS[0]), "--plot", str(png))
+    if importlib.util.find_spec("matplotlib") is None:  # the minimal install: no plot extra
+        assert_one_line_error(proc, "--plot: plotting needs matplotlib: pip install 'ipa-ext[plot]'")
+        return
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "power/energy-pkg/  124302.72  87.20" in out

@@ -29,7 +29,7 @@ class Choice:
 
 def create(host: Any, name: str, options: Mapping[str, Any] | None = None, where: str | None = None) -> EnergySource:
     """Instantiate a registered source (unknown names list the registered ones)."""
-    return host.registry.create("energy source", name, options or {}, where=where or f"energy source {name}")
+    return host.registry.create("energy source", name, options or {}, where=where)
 
 
 def describe(name: str, res: ProbeResult) -> str:
