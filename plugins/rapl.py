@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ipa_ext import hookimpl
 from ipa_ext.energy.counters import DEFAULT_MAX_POWER_W, Counter
@@ -62,8 +63,10 @@ class RaplSource(EnergySource):
 
     def __init__(self, sysfs_root: str = DEFAULT_ROOT, max_power_w: float = DEFAULT_MAX_POWER_W,
                  poll: bool = True, poll_interval_s: float | None = None,
-                 cpuinfo: str = "/proc/cpuinfo") -> None:
+                 cpuinfo: str = "/proc/cpuinfo", clock: Callable[[], float] = time.monotonic) -> None:
         self.root = Path(sysfs_root)
+        self.clock = clock
+        """Monotonic seconds for reading timestamps (a parameter so tests can step time)."""
         self.max_power_w = float(max_power_w)
         if self.max_power_w <= 0:
             raise ValueError("max_power_w must be positive")
@@ -142,7 +145,7 @@ class RaplSource(EnergySource):
     def _zones_now(self) -> list[Zone]:
         if self._zones is None:
             self._zones = self._discover()
-            now = time.monotonic()
+            now = self.clock()
             self._counters = {z.domain.id: Counter(now, z.range_j, self.max_power_w) for z in self._zones}
         return self._zones
 
@@ -198,12 +201,12 @@ class RaplSource(EnergySource):
             try:
                 raw = int(_read_text(z.path / "energy_uj")) / 1e6
             except (OSError, ValueError) as exc:
-                c.missing(time.monotonic(), f"{z.path / 'energy_uj'}: {_why(exc)}")
+                c.missing(self.clock(), f"{z.path / 'energy_uj'}: {_why(exc)}")
                 gaps.append(z.domain.id)
                 continue
-            if c.update(raw, time.monotonic()) is not None:
+            if c.update(raw, self.clock()) is not None:
                 gaps.append(z.domain.id)
-        return time.monotonic(), gaps
+        return self.clock(), gaps
 
     def poll_once(self) -> None:
         """One poller tick: read every counter so wraps are seen (the poller calls this)."""

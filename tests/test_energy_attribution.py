@@ -116,16 +116,23 @@ def test_stage_attributor_per_interval_from_cgroups(tmp_path):
 
 def test_stage_attributor_with_real_process_trees_and_lowest_power_idle(tmp_path):
     fake = server_tree(tmp_path, sockets=1, psys=False)
-    busy = "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\ntime.sleep(30)\n"
-    procs = [subprocess.Popen([sys.executable, "-c", busy]) for _ in range(2)]
+    gated = ("import sys, time\nsys.stdin.readline()\nt = time.process_time()\n"
+             "while time.process_time() - t < 0.3: pass\nprint('done', flush=True)\ntime.sleep(30)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", gated], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
     try:
         meter = Meter(RaplSource(str(tmp_path), poll=False))
         att = StageAttributor(meter, {"a": process_tree_counter(procs[0].pid),
                                       "b": process_tree_counter(procs[1].pid)})
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
         fake.set("0", 50_000_000)
-        time.sleep(0.8)
+        for p in procs:
+            assert p.stdout.readline().strip() == "done"
         first = att.step()
         fake.set("0", 60_000_000)
+        time.sleep(0.05)
         second = att.step()
     finally:
         for p in procs:
@@ -135,4 +142,4 @@ def test_stage_attributor_with_real_process_trees_and_lowest_power_idle(tmp_path
     assert first.idle_j == pytest.approx(first.total_j)  # only one interval seen: all of it is idle
     assert second.idle_j <= second.total_j
     assert math.fsum(second.parts().values()) == pytest.approx(second.total_j)
-    assert first.stages["a"].cpu_s > 0.1 and first.stages["b"].cpu_s > 0.1
+    assert first.stages["a"].cpu_s >= 0.28 and first.stages["b"].cpu_s >= 0.28  # each burnt 0.3 CPU s

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -86,19 +85,25 @@ def test_process_tree_cpu_time_follows_children_and_reaped_grandchildren():
         process_tree_cpu_s(parent.pid)
 
 
+GATED = "import sys, time\nsys.stdin.readline()\n" + BUSY.format(s=0.4) + "print('done', flush=True)\ntime.sleep(30)\n"
+"""Burns 0.4 CPU s after a line on stdin, then says done: no wall-clock guesses in the tests."""
+
+
 def test_estimate_of_a_process_tree_and_its_end():
-    child = subprocess.Popen([sys.executable, "-c", BUSY.format(s=0.4) + "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", GATED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         src = EstimateSource(watts_per_core=10.0, idle_w=0.0, pid=child.pid)
         assert "process tree of pid" in src.probe().detail
         a = src.read()
-        time.sleep(0.6)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
         b = src.read()
     finally:
         child.kill()
         child.wait()
     c = src.read()  # the tree is gone: its CPU time stops growing, no error
-    assert b.joules["cpu/active"] - a.joules["cpu/active"] >= 10.0 * 0.2
+    assert b.joules["cpu/active"] - a.joules["cpu/active"] >= 10.0 * 0.38  # 0.4 CPU s at 10 W, jiffy rounding
     assert c.joules["cpu/active"] == b.joules["cpu/active"] and c.gaps == ()
     assert EstimateSource(pid=child.pid).probe().status is Status.ABSENT
 

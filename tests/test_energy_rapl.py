@@ -89,44 +89,59 @@ def test_unwraps_one_wrap_between_reads(tmp_path):
 
 
 def test_several_wraps_between_reads_are_counted_by_the_poller(tmp_path):
-    """A 10 J counter wrapping three times between two reads: the poller sees every wrap."""
+    """A 10 J counter wrapping three times between two reads: each poller tick sees one step."""
     range_uj = 10_000_000
     fake = FakePowercap(tmp_path)
     fake.zone("0", "package-0", energy_uj=0, range_uj=range_uj)
-    src = RaplSource(str(tmp_path), max_power_w=1000.0, poll=False)
+    now = [100.0]
+    # 100 W at most: the counter wraps in 0.1 s at the earliest, so the poller ticks every 25 ms
+    src = RaplSource(str(tmp_path), max_power_w=100.0, poll=False, clock=lambda: now[0])
     a = src.read()
+    assert src.poll_interval_s == pytest.approx(0.025)
     raw = 0
-    for _ in range(7):  # 7 × 4.5 J = 31.5 J: the counter wraps three times
-        raw = (raw + 4_500_000) % range_uj
+    for _ in range(14):  # 14 ticks × 2.25 J (90 W) = 31.5 J: the counter wraps three times
+        raw = (raw + 2_250_000) % range_uj
         fake.set("0", raw)
+        now[0] += 0.025
         src.poll_once()
+    now[0] += 0.001
     b = src.read()
     assert b.joules["cpu0/package"] - a.joules["cpu0/package"] == pytest.approx(31.5)
-    assert b.gaps == () and src.polls == 7
+    assert b.gaps == () and src.polls == 14
+    # without the poller the same 31.5 J between two reads cannot be recovered, and says so
+    lone = RaplSource(str(tmp_path), max_power_w=100.0, poll=False, clock=lambda: now[0])
+    c = lone.read()
+    now[0] += 14 * 0.025
+    fake.set("0", (raw + 31_500_000) % range_uj)
+    d = lone.read()
+    assert d.joules["cpu0/package"] == c.joules["cpu0/package"]
+    assert d.gap_s["cpu0/package"] == pytest.approx(0.35)
+    assert "wrap time" in lone.problems()["cpu0/package"]
 
 
 def test_background_poller_runs_faster_than_the_wrap_time(tmp_path):
-    range_uj = 10_000_000
+    range_uj = 40_000_000
     fake = FakePowercap(tmp_path)
     fake.zone("0", "package-0", energy_uj=0, range_uj=range_uj)
-    # wrap time 10 J / 100 W = 0.1 s: the poller reads every 25 ms
+    # wrap time 40 J / 100 W = 0.4 s: the poller reads every 0.1 s
     src = RaplSource(str(tmp_path), max_power_w=100.0)
     try:
         a = src.read()
-        assert src.poll_interval_s == pytest.approx(0.025)
+        assert src.poll_interval_s == pytest.approx(0.1)
         raw = 0
-        for _ in range(6):  # 6 × 6 J = 36 J, three wraps, without a read() in between
+        for _ in range(9):  # 9 × 10 J = 90 J, two wraps, without a read() in between
             polls = src.polls
-            raw = (raw + 6_000_000) % range_uj
+            raw = (raw + 10_000_000) % range_uj
             fake.set("0", raw)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 10
             while src.polls < polls + 2 and time.monotonic() < deadline:
                 time.sleep(0.005)
             assert src.polls >= polls + 2, "the poller stopped"
         b = src.read()
     finally:
         src.close()
-    assert b.joules["cpu0/package"] - a.joules["cpu0/package"] == pytest.approx(36.0)
+    assert b.joules["cpu0/package"] - a.joules["cpu0/package"] == pytest.approx(90.0)
+    assert b.gaps == ()
 
 
 def test_file_vanishing_between_reads_is_a_flagged_gap(tmp_path):
