@@ -19,10 +19,11 @@ from ipa_ext_plugins.rapl import RaplSource
 from fake_powercap import server_tree
 
 cpu_times = st.dictionaries(st.sampled_from(["crop", "classify", "detect", "audio"]),
-                            st.floats(0, 1e4, allow_nan=False), max_size=4)
+                            st.floats(0, 1e4, allow_nan=False, allow_subnormal=False), max_size=4)
 
 
-@given(st.floats(0, 1e7), st.floats(0.001, 1e4), cpu_times, st.floats(0, 1e3), st.floats(0, 1e4) | st.none())
+@given(st.floats(0, 1e7, allow_subnormal=False), st.floats(0.001, 1e4), cpu_times,
+       st.floats(0, 1e3, allow_subnormal=False), st.floats(0, 1e4, allow_subnormal=False) | st.none())
 def test_parts_add_up_to_the_measured_total(total_j, interval_s, cpu, idle_w, extra_cpu):
     machine = None if extra_cpu is None else sum(cpu.values()) + extra_cpu
     a = attribute(total_j, interval_s, cpu, idle_power_w=idle_w, total_cpu_s=machine)
@@ -32,7 +33,8 @@ def test_parts_add_up_to_the_measured_total(total_j, interval_s, cpu, idle_w, ex
     active = total_j - a.idle_j
     denom = machine if machine is not None and machine >= sum(cpu.values()) else sum(cpu.values())
     for name, s in a.stages.items():
-        assert s.energy_j == pytest.approx(active * cpu[name] / denom if denom else 0.0, rel=1e-9, abs=1e-9)
+        share = cpu[name] / denom if denom else 0.0
+        assert s.share == share and s.energy_j == pytest.approx(active * share, rel=1e-9, abs=1e-9)
 
 
 def test_kepler_split_with_idle_and_unattributed():
