@@ -44,6 +44,10 @@ DISABLE_ENV = "IPA_EXT_DISABLE_PLUGINS"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("objectives", "ipa_ext_plugins.objectives"),
     ("brute_force", "ipa_ext_plugins.brute_force"),
+    ("rapl", "ipa_ext_plugins.rapl"),
+    ("perf", "ipa_ext_plugins.perf"),
+    ("nvml", "ipa_ext_plugins.nvml"),
+    ("estimate", "ipa_ext_plugins.estimate"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 
