@@ -13,9 +13,16 @@ Nothing here imports IPA; pandas is imported only when a DataFrame is built.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .config import _Reader
+from .energy.meter import Meter, Snapshot
+from .energy.select import choose
+from .errors import ConfigError
 from .host import PluginHost, load_plugins
 from .model import Configuration, Pipeline, Profile, Stage, StageConfig, Variant
 from .optimizers import Decision
@@ -23,6 +30,10 @@ from .problem import Evaluation, Problem, Settings
 
 IPA_METHODS = ("gurobi", "brute-force")
 """Methods upstream IPA handles itself; every other name may be dispatched here."""
+
+CONFIG_ENV = "IPA_EXT_CONFIG"
+"""An optional ipa-ext config for IPA runs: energy/carbon weights, power cap, optimizer
+options, and a profile table with power fields (IPA's own profiles have none)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,6 +52,39 @@ def handles(method: str) -> bool:
 
 
 # --------------------------------------------------------------------------- conversion
+
+
+@functools.lru_cache(maxsize=4)
+def _extra_config(path: str) -> Any:
+    from .config import load_config
+
+    return load_config(Path(path))
+
+
+def extra_config() -> Any:
+    """The ipa-ext config named by ``$IPA_EXT_CONFIG``, or None."""
+    path = os.environ.get(CONFIG_ENV)
+    return _extra_config(path) if path else None
+
+
+def with_power(pipeline: Pipeline, power_from: Pipeline) -> Pipeline:
+    """Copy power fields onto ``pipeline`` from rows of ``power_from`` with the same key."""
+    stages = []
+    for st in pipeline.stages:
+        try:
+            src = power_from.stage(st.name)
+        except KeyError:
+            stages.append(st)
+            continue
+        profs = {}
+        for key, p in st.profiles.items():
+            q = src.profiles.get(key)
+            if q is not None:
+                p = dataclasses.replace(p, power_w=q.power_w, idle_w=q.idle_w,
+                                        energy_j_per_request=q.energy_j_per_request)
+            profs[key] = p
+        stages.append(dataclasses.replace(st, profiles=profs))
+    return dataclasses.replace(pipeline, stages=tuple(stages))
 
 
 def _profile_rows(stage: str, model: Any) -> Iterable[Profile]:
@@ -114,7 +158,12 @@ def problem_from_ipa(
     """
     ipa_pipeline = ipa_optimizer.pipeline
     first = ipa_pipeline.inference_graph[0]
+    extra = extra_config()
     w = {"alpha": float(alpha), "beta": float(beta), "gamma": float(gamma), "delta": 0.0, "epsilon": 0.0}
+    if extra is not None:
+        w.update({k: v for k, v in extra.settings.weights.items() if k not in ("alpha", "beta", "gamma")})
+        settings.setdefault("power_cap_w", extra.settings.power_cap_w)
+        settings.setdefault("carbon_intensity_g_per_kwh", extra.settings.carbon_intensity_g_per_kwh)
     w.update(weights or {})
     s = Settings(
         accuracy_method=str(ipa_pipeline.accuracy_method),
@@ -133,7 +182,10 @@ def problem_from_ipa(
     )
     host = _host()
     objectives = [host.registry.create("objective", n) for n in host.registry.names("objective")]
-    return Problem(pipeline_from_ipa(ipa_pipeline), s, objectives)
+    pipeline = pipeline_from_ipa(ipa_pipeline)
+    if extra is not None:
+        pipeline = with_power(pipeline, extra.pipeline)
+    return Problem(pipeline, s, objectives)
 
 
 def result_frame(problem: Problem, decision: Decision) -> Any:
@@ -194,6 +246,9 @@ def optimize(
         batching_cap=batching_cap,
         **extra,
     )
+    extra = extra_config()
+    if options is None and extra is not None and extra.optimizer.name == optimization_method:
+        options = extra.optimizer.options
     optimizer = _host().registry.create("optimizer", optimization_method, dict(options or {}),
                                         where="optimization_method")
     decision = optimizer.optimize(problem, float(arrival_rate), current_from_ipa(ipa_optimizer.pipeline),
@@ -215,3 +270,37 @@ def configs_of(frame: Any, stage_names: Sequence[str]) -> list[dict[str, dict[st
             for i, name in enumerate(stage_names)
         })
     return out
+
+
+# --------------------------------------------------------------------------- energy
+
+
+class IntervalEnergy:
+    """Per-interval energy for IPA's adaptation log, from ipa-ext's meter.
+
+    ``energy_sources`` is the IPA config's list: source names, or
+    ``{name, options}`` mappings, as in ipa-ext's ``energy.sources``. An empty
+    list is not accepted (IPA's patch only builds this when the list is set).
+    Each :meth:`record` returns the energy since the previous call (the first
+    since construction) as a JSON-ready dict with the quality label.
+    """
+
+    def __init__(self, energy_sources: Sequence[Any]) -> None:
+        if not isinstance(energy_sources, (list, tuple)) or not energy_sources:
+            raise ConfigError("must be a non-empty list of source names or {name, options}",
+                              where="energy_sources")
+        r = _Reader(None, {})
+        specs = [r.component_value(s, f"energy_sources[{i}]") for i, s in enumerate(energy_sources)]
+        choice = choose(_host(), [s.name for s in specs], {s.name: s.options for s in specs if s.options})
+        self.meter = Meter(list(choice.sources))
+        self._last: Snapshot = self.meter.snapshot()
+
+    def record(self) -> dict[str, Any]:
+        """Energy since the last call: duration, total joules, per-domain joules and quality."""
+        now = self.meter.snapshot()
+        m = self.meter.between("interval", self._last, now)
+        self._last = now
+        return m.as_dict()
+
+    def close(self) -> None:
+        self.meter.close()
