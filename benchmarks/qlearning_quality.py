@@ -2,7 +2,7 @@
 
 For each settings profile, reward (the config's, and the energy-weighted one with
 ``delta``) and seed, one q-learning optimizer decides the rates 5, 10, ..., 60 rps in
-order, as the adapter loop would: the first decision trains from scratch, every later
+order (``--order``: ascending, descending or shuffled), as the adapter loop would: the first decision trains from scratch, every later
 one warm-starts from the table of the nearest rate decided before, starting from the
 configuration chosen before. Each decision is compared with the exact optimum (``ilp``
 when installed, else ``brute-force``).
@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(ROOT / "examples" / "video" / "config.yaml"))
     ap.add_argument("--rates", default="5:60:5", help="lo:hi:step or a comma list (default 5:60:5)")
+    ap.add_argument("--order", choices=("ascending", "descending", "shuffled"), default="ascending",
+                    help="order in which the rates are decided (shuffled: per seed)")
     ap.add_argument("--delta", type=float, default=0.05, help="weight of power_w in the energy-weighted reward")
     ap.add_argument("--profiles", default="paper,alpha1", help=f"comma list of {', '.join(PROFILES)}")
     ap.add_argument("--options", default="{}", help="JSON of extra q-learning options for every profile")
@@ -122,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                 options = {**PROFILES[profile], **extra, "seed": seed, "record_episodes": True}
                 q = host.registry.create("optimizer", "q-learning", options)
                 current = config.settings.initial
-                for i, rate in enumerate(rates):
+                order = list(rates)
+                if args.order == "descending":
+                    order.reverse()
+                elif args.order == "shuffled":
+                    random.Random(seed).shuffle(order)
+                for i, rate in enumerate(order):
                     d = q.optimize(problem, rate, current, 1)
                     opt, worst = exact[rate]
                     row: dict[str, Any] = {
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         wr.writerows(curve)
 
     summary: dict[str, Any] = {
-        "reference": ref_name, "rates_rps": rates, "seeds": seeds, "delta_energy": args.delta,
+        "reference": ref_name, "rates_rps": rates, "order": args.order, "seeds": seeds, "delta_energy": args.delta,
         "gap_floor": args.gap_floor, "targets": TARGETS, "machine": {
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -234,29 +242,37 @@ def _plots(out: Path, rows: list[dict[str, Any]], curve: list[dict[str, Any]]) -
     except ImportError:
         print("matplotlib not installed (the 'plot' extra): no PNG written")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    keys = sorted({(c["profile"], c["reward"], c["seed"]) for c in curve})
-    for ax, reward in zip(axes, ("default", "energy")):
-        for profile, rw, seed in keys:
-            if rw != reward:
-                continue
-            pts = [c for c in curve if (c["profile"], c["reward"], c["seed"]) == (profile, rw, seed)]
-            xs, ys, offset, last_rate = [], [], 0, None
-            for c in pts:
-                if c["rate_rps"] != last_rate and last_rate is not None:
-                    offset = xs[-1]
-                last_rate = c["rate_rps"]
-                xs.append(offset + c["episode_end"])
-                ys.append(c["mean_reward_per_step"])
-            ax.plot(xs, ys, label=f"{profile} seed {seed}", lw=1)
-        ax.set_title(f"{reward} reward: mean reward per step, per episode batch")
-        ax.set_xlabel("episodes (cumulative over the rate sequence)")
-        ax.set_ylabel("mean reward per step")
-        ax.set_yscale("symlog")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=110)
-    plt.close(fig)
+    profiles = sorted({c["profile"] for c in curve})
+    rewards = sorted({c["reward"] for c in curve})
+    if curve:
+        fig, axes = plt.subplots(len(profiles), len(rewards), figsize=(6 * len(rewards), 3.8 * len(profiles)),
+                                 squeeze=False)
+        for pi, profile in enumerate(profiles):
+            for ri, reward in enumerate(rewards):
+                ax = axes[pi][ri]
+                for seed in sorted({c["seed"] for c in curve}):
+                    pts = [c for c in curve if (c["profile"], c["reward"], c["seed"]) == (profile, reward, seed)]
+                    xs, ys, offset, last_rate, marks = [], [], 0, None, []
+                    for c in pts:
+                        if c["rate_rps"] != last_rate:
+                            offset = xs[-1] if xs else 0
+                            marks.append((offset, c["rate_rps"]))
+                            last_rate = c["rate_rps"]
+                        xs.append(offset + c["episode_end"])
+                        ys.append(c["mean_episode_return"])
+                    ax.plot(xs, ys, lw=0.9, label=f"seed {seed}")
+                for x, rate in marks:
+                    ax.axvline(x, c="grey", lw=0.4, ls=":")
+                    ax.text(x, 1.0, f"{rate:g}", transform=ax.get_xaxis_transform(), fontsize=6,
+                            va="bottom", ha="left", color="grey")
+                ax.set_yscale("symlog", linthresh=10)
+                ax.set_title(f"{profile} / {reward} reward (rps marked on top)", fontsize=9, pad=12)
+                ax.set_xlabel("episodes, cumulative over the rate sequence", fontsize=8)
+                ax.set_ylabel("mean episode return per batch", fontsize=8)
+                ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(out / "learning_curve.png", dpi=110)
+        plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for key in sorted({(r["profile"], r["reward"]) for r in rows}):

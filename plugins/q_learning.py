@@ -18,7 +18,8 @@ other, so a state's value is that of staying there for good, ``r/(1-gamma_q)``.
 Line 1's ``Q ← 0`` is optimistic while rewards are negative (IPA's objective usually is:
 cores outweigh accuracy), so untried actions look best and greedy steps explore. With a
 positive objective it is pessimistic and exploration rests on ε alone; ``q_init`` sets
-another start value (e.g. above ``max objective/(1-gamma_q)``).
+another start value (above ``best objective/(1-gamma_q)``, best with ``alpha_q: 1``, which
+suits these deterministic rewards; with 0.1 an optimistic start takes long to wear off).
 
 Reward
 ------
@@ -61,7 +62,8 @@ Each decision first decides feasibility exactly: a Pareto search over per-stage 
 proves that none exists (then no candidate is returned and nothing is trained). It then
 trains at the predicted rate: ``episodes`` episodes on a new table, or ``warm_episodes``
 more on a copy of the table of the nearest rate trained before (the same rate continues
-its own table; ``warm_epsilon`` optionally restarts ε). The first episode starts at the
+its own table; ``warm_epsilon`` optionally restarts the ε schedule at that value: with
+the episode count in line 19's exponent carried on, ε would stay at ``epsilon_min``). The first episode starts at the
 current configuration and the second at the anchor; later ones at the current
 configuration with probability ``current_start_fraction``, else at a uniformly random
 state (``random_start_fraction`` of the rest) or at a random combination of per-stage
@@ -87,14 +89,17 @@ them before the first. Both are JSON::
 
     {"format": "ipa-ext-q-table", "version": 1,
      "policies": [{"layout": {...}, "reward": {...}, "actions": ["stay", "crop:variant-1", ...],
-                   "tables": [{"rate_rps": 20.0, "episodes": 300, "epsilon": 0.01, "q_init": 0.0,
+                   "tables": [{"rate_rps": 20.0, "episodes": 300, "epsilon": 0.01,
+                               "schedule_episode": 300, "q_init": 0.0,
                                "q": {"3,0,1,0;2,0,2,1": [value or null per action]}}]}]}
 
 ``layout`` names every axis (stages; variants in order; CPUs per variant; batches per
 variant and CPU; replica offsets; pinned replicas), so a state key, ``v,c,b,d`` per stage
-joined by ``;``, reads on its own; ``q_init`` is the value of untried entries. ``reward`` holds what rewards depend on (non-zero
+joined by ``;``, reads on its own. ``reward`` holds what rewards depend on (non-zero
 weights, penalty, SLA, accuracy method and normalisation, caps, power cap, carbon
-intensity, gamma_q). ``null`` marks an action never tried. A missing or corrupt file, a
+intensity, gamma_q). Per table, ``episodes`` counts all episodes trained,
+``schedule_episode`` those since the ε schedule started, ``q_init`` is the value of
+untried entries and ``null`` marks an action never tried. A missing or corrupt file, a
 format version other than 1, or tables trained for another layout or reward are refused
 with a one-line error naming the file.
 """
@@ -108,7 +113,7 @@ import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ipa_ext import hookimpl
 from ipa_ext.errors import ConfigError, InputError
@@ -160,6 +165,8 @@ class QTable:
     episodes: int = 0
     epsilon: float = 1.0
     q_init: float = 0.0
+    schedule_episode: int = 0
+    """Episodes since the ε schedule (re)started: the ``episode`` of line 19."""
     q: dict[State, list[float]] = field(default_factory=dict)
     tried: dict[State, int] = field(default_factory=dict)
 
@@ -186,7 +193,7 @@ class QTable:
 
     def copy(self) -> QTable:
         return QTable(self.n_actions, self.rate_rps, self.episodes, self.epsilon, self.q_init,
-                      {s: list(v) for s, v in self.q.items()}, dict(self.tried))
+                      self.schedule_episode, {s: list(v) for s, v in self.q.items()}, dict(self.tried))
 
 
 @dataclass(frozen=True)
@@ -283,7 +290,7 @@ def train(
 
     ``start(i)`` gives the i-th episode's initial state. ε starts at ``table.epsilon``
     (a new table holds ``params.epsilon``) and is carried there between calls; the episode
-    counter of its decay continues from ``table.episodes``. Each step is lines 5-19 of the listing: ε-greedy choice (ties at
+    counter of its decay continues from ``table.schedule_episode``. Each step is lines 5-19 of the listing: ε-greedy choice (ties at
     random), the transition, the reward of the next state, :func:`q_update` and
     :func:`next_epsilon` (both inlined here for speed; tests hold the loop to them).
     """
@@ -295,7 +302,7 @@ def train(
     eps = table.epsilon
     run = 0
     for i in range(episodes):
-        episode = table.episodes + 1
+        episode = table.schedule_episode + 1
         s = g.intern(start(i))
         total = 0.0
         bad = 0
@@ -329,7 +336,8 @@ def train(
             if stay_ends and acts_of[s][k] == STAY:
                 break
             s = s2
-        table.episodes = episode
+        table.schedule_episode = episode
+        table.episodes += 1
         table.epsilon = eps
         run += 1
         if log is not None:
@@ -851,6 +859,7 @@ class QLearningOptimizer(Optimizer):
         budget = self.episodes if warm_from is None else self.warm_episodes
         if warm_from is not None and self.warm_epsilon is not None:
             table.epsilon = self.warm_epsilon
+            table.schedule_episode = 0
 
         rng = random.Random(f"{self.seed}:{float(rate_rps)!r}:{table.episodes}")
         feasible_alone = [
@@ -947,6 +956,7 @@ class QLearningOptimizer(Optimizer):
                             "rate_rps": t.rate_rps,
                             "episodes": t.episodes,
                             "epsilon": t.epsilon,
+                            "schedule_episode": t.schedule_episode,
                             "q_init": t.q_init,
                             "q": {
                                 p.layout.state_key(s): [
@@ -1039,13 +1049,16 @@ def read_tables(path: Path) -> list[dict[str, Any]]:
                 raise bad(f"{tw}.epsilon", f"expected a number in 0..1, got {eps!r}")
             if isinstance(eps_n, bool) or not isinstance(eps_n, int) or eps_n < 0:
                 raise bad(f"{tw}.episodes", f"expected a whole number >= 0, got {eps_n!r}")
+            sched = t.get("schedule_episode")
+            if isinstance(sched, bool) or not isinstance(sched, int) or not 0 <= sched <= eps_n:
+                raise bad(f"{tw}.schedule_episode", f"expected a whole number from 0 to episodes, got {sched!r}")
             q_init = t.get("q_init")
             if isinstance(q_init, bool) or not isinstance(q_init, (int, float)) or not math.isfinite(q_init):
                 raise bad(f"{tw}.q_init", f"expected a finite number, got {q_init!r}")
             q = t.get("q")
             if not isinstance(q, dict):
                 raise bad(f"{tw}.q", "missing or not a mapping")
-            table = QTable(layout.n_actions, float(rate), eps_n, float(eps), float(q_init))
+            table = QTable(layout.n_actions, float(rate), eps_n, float(eps), float(q_init), sched)
             for key, row in q.items():
                 try:
                     state = layout.parse_key(key)

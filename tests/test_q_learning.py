@@ -120,7 +120,7 @@ def test_epsilon_schedule_decays_every_step_by_exp_minus_kappa_episode():
     train(table, toy, 3, params, random.Random(0), lambda i: A)
     # 5 steps in each of episodes 1, 2, 3: eps = exp(-0.01*5*(1+2+3)) = exp(-0.3)
     assert table.epsilon == pytest.approx(math.exp(-0.3), rel=1e-12)
-    assert table.episodes == 3
+    assert table.episodes == table.schedule_episode == 3
     train(table, toy, 1, params, random.Random(0), lambda i: A)  # continues with episode 4
     assert table.epsilon == pytest.approx(math.exp(-0.3 - 0.01 * 5 * 4), rel=1e-12)
     train(table, toy, 50, params, random.Random(0), lambda i: A)
@@ -289,6 +289,22 @@ def test_a_lone_feasible_configuration_is_found_without_training():
     assert d.info["source"] == "fallback"
 
 
+def test_warm_epsilon_restarts_the_schedule():
+    p = two_stage_problem()
+    kw = dict(episodes=50, warm_episodes=3, max_steps=5, kappa=0.01)
+    carried = QLearningOptimizer(**kw)
+    carried.optimize(p, 10.0)
+    eps_after_cold = carried.optimize(p, 10.0, k=1).info["epsilon"]
+    assert eps_after_cold == 0.01  # ε decayed to epsilon_min and stays there
+    restarted = QLearningOptimizer(warm_epsilon=0.5, **kw)
+    restarted.optimize(p, 10.0)
+    d = restarted.optimize(p, 20.0)
+    table = restarted._policies[0].tables[20.0]
+    assert table.schedule_episode == 3 and table.episodes == 53 == d.info["episodes_total"]
+    # 5 steps in each of warm episodes 1, 2, 3: 0.5*exp(-0.01*5*(1+2+3))
+    assert d.info["epsilon"] == pytest.approx(0.5 * math.exp(-0.3))
+
+
 def test_infeasible_problem_returns_no_candidate_with_the_reason():
     p = two_stage_problem(scaling_cap=2)
     d = QLearningOptimizer(**FAST).optimize(p, 500.0)
@@ -408,6 +424,8 @@ def _bad_files(tmp_path, good: dict):
     yield "short row", variant(lambda d: d["policies"][0]["tables"][0]["q"].update({first_key: [0.0]})), "expected a list of"
     yield "non-number", variant(lambda d: d["policies"][0]["tables"][0]["q"][first_key].__setitem__(0, "x")), "expected a finite number or null"
     yield "bad epsilon", variant(lambda d: d["policies"][0]["tables"][0].update(epsilon=3)), "epsilon"
+    yield "bad schedule", variant(lambda d: d["policies"][0]["tables"][0].update(schedule_episode=10**9)), "schedule_episode"
+    yield "bad q_init", variant(lambda d: d["policies"][0]["tables"][0].update(q_init="x")), "q_init"
     yield "bad rate", variant(lambda d: d["policies"][0]["tables"][0].update(rate_rps=-1)), "rate_rps"
     yield "bad layout", variant(lambda d: d["policies"][0]["layout"].update(stages=[{"name": "x"}])), "malformed layout"
     yield "wrong actions", variant(lambda d: d["policies"][0]["actions"].reverse()), "does not match the layout"
