@@ -45,6 +45,9 @@ class Optimizer(ABC):
     """Base class for optimizers. Subclasses implement :meth:`solve`."""
 
     name: str = ""
+    deterministic: bool = False
+    """True when :meth:`solve` depends only on its arguments (no learning, no
+    randomness, no history), so the adapter may memoise its decisions."""
 
     def optimize(
         self,

@@ -1,0 +1,159 @@
+"""The adaptation loop: least change, the log, energy accounting, infeasibility, memo, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import VIDEO, run_cli
+from ipa_ext.adapter import least_change, read_log
+from ipa_ext.config import load_config
+from ipa_ext.model import StageConfig
+from ipa_ext.reports import read_seconds_csv
+from ipa_ext.runner import execute, prepare
+from ipa_ext.workloads import Workload, synthetic
+
+import numpy as np
+
+
+def write_config(tmp_path: Path, **changes) -> Path:
+    """The video example's config with absolute paths and ``changes`` merged in."""
+    data = yaml.safe_load((VIDEO / "config.yaml").read_text())
+    data["pipeline"] = str(VIDEO / data["pipeline"])
+    data["profiles"] = str(VIDEO / data["profiles"])
+    data.update(changes)
+    p = tmp_path / "config.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def ev(problem, cfg, rate=20):
+    return problem.evaluate(cfg, rate)
+
+
+def test_least_change_picks_fewest_variant_and_batch_changes(video_problem):
+    cur = (StageConfig("yolov5n", 1, 1, 1), StageConfig("resnet18", 1, 1, 1))
+    two = ev(video_problem, (StageConfig("yolov5s", 1, 2, 3), StageConfig("resnet18", 1, 1, 2)))
+    one = ev(video_problem, (StageConfig("yolov5n", 1, 2, 5), StageConfig("resnet18", 1, 1, 4)))
+    one_b = ev(video_problem, (StageConfig("yolov5n", 1, 1, 5), StageConfig("resnet34", 1, 1, 4)))
+    zero = ev(video_problem, (StageConfig("yolov5n", 1, 1, 9), StageConfig("resnet18", 1, 1, 9)))
+    assert least_change([two, one, zero], cur) == 2  # replicas and cpu do not count
+    assert least_change([two, one, one_b], cur) == 1  # ties go to the better (earlier) one
+    assert least_change([two, one_b, one], cur) == 1
+    assert least_change([two, one], None) == 0
+
+
+def run_sim(tmp_path, rates, *, optimizer=None, **changes):
+    cfg = load_config(write_config(tmp_path, **changes))
+    from ipa_ext.host import load_plugins
+
+    host = load_plugins()
+    prepared = prepare(cfg, host, optimizer=optimizer)
+    wl = Workload("test", np.asarray(rates, dtype=np.int64), "test")
+    log = tmp_path / "log.jsonl"
+    result, backend, adapter = execute(prepared, wl, log_path=log, handle_signals=False)
+    return result, backend, read_log(log), prepared
+
+
+def test_every_second_is_in_one_line_and_energy_adds_up(tmp_path):
+    rates = synthetic("bursty", 605, 3)
+    result, backend, lines, _ = run_sim(tmp_path, rates)
+    assert lines[0]["decision"]["kind"] == "initial" and lines[0]["interval"]["start_s"] == 0
+    assert [l["interval"]["start_s"] for l in lines[1:]] == [l["interval"]["end_s"] for l in lines[:-1]]
+    assert lines[-1]["interval"]["end_s"] == 605 and len(lines) == 61  # last interval is 5 s
+    series = backend.per_second()
+    per_second = [series.energy_j(i) for i in range(len(series))]
+    assert sum(l["energy"]["total_j"] for l in lines) == pytest.approx(sum(per_second), rel=1e-9)
+    for stage in ("crop", "classification"):
+        k = series.stages.index(stage)
+        per_stage = sum(series.stage_energy_j(i, k) for i in range(len(series)))
+        assert sum(l["energy"]["stages_j"][stage] for l in lines) == pytest.approx(per_stage, rel=1e-9)
+    for l in lines:
+        e = l["energy"]
+        assert e["quality"] == "estimated" and e["source"] == "profiles"
+        assert e["total_j"] == pytest.approx(sum(e["stages_j"].values()))
+    # conservation over the whole run
+    arrived = sum(l["interval"]["arrivals"] for l in lines)
+    assert arrived == rates.sum()
+    assert arrived == pytest.approx(sum(l["interval"]["served"] + l["interval"]["dropped"] for l in lines)
+                                    + lines[-1]["interval"]["queued"])
+
+
+def test_log_line_holds_what_the_issue_lists(tmp_path):
+    _, _, lines, _ = run_sim(tmp_path, synthetic("steady", 300, 1))
+    l = lines[20]
+    assert l["time_s"] == 200
+    assert len(l["monitored"]["buckets_rps"]) == 12 and l["predicted_rps"] >= 0
+    assert set(l["config"]) == {"crop", "classification"}
+    assert set(l["config"]["crop"]) >= {"variant", "cpu", "batch", "replicas"}
+    assert {"accuracy", "cost", "batch"} <= set(l["objective"]["terms"])
+    d = l["decision"]
+    assert d["feasible"] and d["decision_time_s"] > 0 and isinstance(d["memoised"], bool)
+    assert l["change_successful"] == [True, True]
+    assert l["energy"]["quality"] == "estimated" and l["accuracy"]["pct"] > 0
+
+
+def test_first_decisions_use_the_backup_predictor(tmp_path):
+    _, _, lines, _ = run_sim(tmp_path, synthetic("steady", 300, 1),
+                             predictor={"name": "reactive", "backup": "max", "backup_duration_s": 60})
+    kinds = [(l["prediction"]["predictor"], l["prediction"]["backup"]) for l in lines[1:]]
+    assert kinds[:5] == [("max", True)] * 5  # 10..50 s of history: fewer than 6 buckets
+    assert set(kinds[5:]) == {("reactive", False)}
+
+
+def test_infeasible_intervals_keep_the_configuration(tmp_path):
+    # at most 2 replicas per stage: about 40 rps is the most any variant sustains
+    rates = [10] * 60 + [400] * 60 + [10] * 60
+    _, backend, lines, prepared = run_sim(tmp_path, rates, scaling_cap=2,
+                                          predictor={"name": "reactive", "backup": "reactive"})
+    bad = [l for l in lines[1:] if not l["decision"]["feasible"]]
+    assert bad, "the overload should be infeasible"
+    for l in bad:
+        prev = lines[l["step"] - 1]
+        assert l["config"] == prev["config"]
+        assert "no feasible configuration" in l["decision"]["reason"]
+        assert "scaling_cap 2" in l["decision"]["reason"]
+        assert l["change_successful"] == [False, False]
+    assert lines[-1]["decision"]["feasible"]
+
+
+def test_memoised_decisions_are_identical(tmp_path):
+    rates = synthetic("fluctuating", 1200, 4)
+    r1, _, memo, _ = run_sim(tmp_path, rates)
+    r2, _, plain, _ = run_sim(tmp_path, rates, adaptation={"memoize": False})
+    assert r1.memo_hits > 0 and r2.memo_hits == 0 and r2.optimizer_calls == len(plain) - 1
+    assert [l["config"] for l in memo] == [l["config"] for l in plain]
+    assert [l["energy"]["total_j"] for l in memo] == [l["energy"]["total_j"] for l in plain]
+
+
+def test_sigterm_stops_cleanly_and_flushes_the_log(tmp_path):
+    cfg = write_config(tmp_path, workload={"type": "synthetic", "pattern": "steady", "duration_s": 3_000_000})
+    out = tmp_path / "out"
+    exe = Path(sys.executable).with_name("ipa-ext")
+    proc = subprocess.Popen([str(exe), "simulate", str(cfg), "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "adaptation.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and log.stat().st_size > 0):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    text = log.read_text()
+    assert text.endswith("\n")
+    lines = [json.loads(x) for x in text.splitlines()]  # every line complete
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] == "SIGTERM"
+    assert summary["seconds"] == lines[-1]["interval"]["end_s"] < 3_000_000
+    assert summary["decisions"] == len(lines) - 1
+    assert summary["energy"]["total_j"] == pytest.approx(sum(l["energy"]["total_j"] for l in lines))
