@@ -255,6 +255,7 @@ class RunResult:
     optimizer_calls: int = 0
     memo_hits: int = 0
     infeasible: int = 0
+    first_infeasible_reason: str | None = None
     interrupted: str | None = None
     """The signal that stopped the run early, if one did."""
     wall_s: float = 0.0
@@ -437,10 +438,13 @@ class Adapter:
                     success = backend.apply(config)
                 else:
                     result.infeasible += 1
-                    try:
-                        evaluation = problem.evaluate(current, forecast.rate_rps)
-                    except (ConfigError, KeyError, ValueError):  # e.g. a load split over variants
-                        evaluation = None
+                    if result.first_infeasible_reason is None:
+                        result.first_infeasible_reason = decision.reason
+                    if not any(getattr(sc, "parts", None) for sc in current):
+                        try:
+                            evaluation = problem.evaluate(current, forecast.rate_rps)
+                        except (ConfigError, KeyError, ValueError):
+                            evaluation = None
                 record["monitored"] = {
                     "window_s": self.settings.monitoring_duration_s,
                     "seconds": len(history),
@@ -550,11 +554,7 @@ def _merge_label(old: str | None, new: str) -> str:
 
 
 def _stage_dict(sc: Any) -> dict[str, Any]:
-    d = sc.as_dict()
-    parts = getattr(sc, "parts", None)
-    if parts:
-        d["parts"] = [{**p.as_dict(), "share": share} for p, share in parts]
-    return d
+    return sc.as_dict()
 
 
 def iter_log(path: str | Path) -> Iterable[dict[str, Any]]:

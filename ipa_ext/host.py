@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("predictors", "ipa_ext_plugins.predictors"),
     ("simulation", "ipa_ext_plugins.simulation"),
     ("baselines", "ipa_ext_plugins.baselines"),
+    ("infadapter", "ipa_ext_plugins.infadapter"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 

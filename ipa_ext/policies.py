@@ -52,6 +52,13 @@ class DelegatingPolicy(Optimizer):
 
     def bind_registry(self, registry: Registry, where: str | None = None) -> None:
         """Create the base optimizer (called by the plugin host after construction)."""
+        if self.base_name not in registry.names("optimizer"):
+            raise ConfigError(
+                f"policy {self.name!r} delegates to optimizer {self.base_name!r}, which no plugin "
+                f"registered (available: {', '.join(registry.names('optimizer'))}); set its "
+                f"'base' option",
+                where=f"{where}.base" if where else "base",
+            )
         self._base = registry.create("optimizer", self.base_name, self.base_options,
                                      where=f"{where}.base" if where else "base")
         self.deterministic = bool(getattr(self._base, "deterministic", False))

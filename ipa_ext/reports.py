@@ -92,6 +92,7 @@ def summarize(
         },
         "decisions": decisions,
         "infeasible_decisions": r.infeasible,
+        "first_infeasible_reason": r.first_infeasible_reason,
         "reconfigurations": sum(1 for s in r.steps if s.changed),
         "optimizer_calls": r.optimizer_calls,
         "memo_hits": r.memo_hits,

@@ -235,9 +235,13 @@ def prepare(
     bspec = config.backend
     section = config.raw.get(bspec.name)
     if isinstance(section, Mapping):
-        bspec = ComponentSpec(bspec.name, {**section, **dict(bspec.options)}, bspec.where)
+        where = bspec.name if not bspec.options else f"{bspec.name} / {bspec.where}"
+        bspec = ComponentSpec(bspec.name, {**section, **dict(bspec.options)}, where)
     prepared = Prepared(config, host, problem, opt, label, fc, settings, bspec, desc, optimizer, base)
-    prepared.new_backend()  # validate the options now, with a one-line error
+    try:
+        prepared.new_backend()  # validate the options now, with a one-line error
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, path=config.path, where=exc.where) from None
     return prepared
 
 
