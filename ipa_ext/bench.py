@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping, Sequence
 from .adapter import read_log
 from .config import Config
 from .host import PluginHost
-from .reports import summarize, write_json, write_seconds_csv
-from .runner import execute, prepare
+from .reports import write_json, write_seconds_csv
+from .runner import execute, prepare, run_summary
 from .workloads import Workload
 
 RESULT_COLUMNS = (
@@ -92,9 +92,13 @@ def run_grid(
     base: str | None = None,
     on_cell: Callable[[int, int, str, str, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[Cell]:
-    """Run every policy on every workload; policies are validated before anything runs."""
-    prepared = {p: prepare(config, host, optimizer=p, base=base) for p in policies}
+    """Run every policy on every workload; policies are validated before anything runs.
+
+    ``overrides`` replace problem settings for every policy (e.g. the weights).
+    """
+    prepared = {p: prepare(config, host, optimizer=p, base=base, overrides=overrides) for p in policies}
     cells: list[Cell] = []
     total = len(policies) * len(workloads)
     n = 0
@@ -108,11 +112,7 @@ def run_grid(
             start = time.perf_counter()
             prep = prepared[p]
             result, backend, _ = execute(prep, wl, log_path=d / "adaptation.jsonl")
-            summary = summarize(
-                result=result, backend=backend, workload=wl, optimizer=p,
-                predictor=prep.predictor_desc, sla_s=prep.problem.sla_s,
-                config_path=str(config.path), carbon=config.carbon,
-            )
+            summary = run_summary(prep, result, backend, wl, p)
             write_seconds_csv(d / "seconds.csv", backend, result, config.carbon)
             write_json(d / "summary.json", summary)
             cells.append(Cell(wl.name, p, summary, d))

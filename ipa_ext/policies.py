@@ -75,8 +75,13 @@ class DelegatingPolicy(Optimizer):
     # -- reshaping -------------------------------------------------------------
 
     def settings_for(self, problem: Problem) -> Settings:
-        """The settings of the restricted problem (default: unchanged)."""
-        return problem.settings
+        """The settings of the restricted problem.
+
+        The default drops the energy and carbon terms and the power cap: the systems
+        the baselines mimic do not weigh energy.
+        """
+        s = with_weights(problem.settings, delta=0.0, epsilon=0.0)
+        return replace(s, power_cap_w=None)
 
     def current_for(self, problem: Problem, current: Configuration | None) -> Configuration | None:
         """The configuration the base optimizer sees as current (default: the real one)."""

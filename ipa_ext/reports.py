@@ -43,6 +43,8 @@ def summarize(
     sla_s: float,
     config_path: str | None,
     carbon: CarbonIntensity | None,
+    backend_options: Mapping[str, Any] | None = None,
+    adaptation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's ``summary.json`` content."""
     r = result
@@ -54,6 +56,8 @@ def summarize(
     summary: dict[str, Any] = {
         "config": config_path,
         "backend": backend.name,
+        "backend_options": dict(backend_options or {}),
+        "adaptation": dict(adaptation or {}),
         "optimizer": optimizer,
         "predictor": dict(predictor),
         "workload": workload.describe() if workload is not None else None,
@@ -143,12 +147,13 @@ def write_seconds_csv(path: Path, backend: Backend, result: RunResult,
     configs = backend.configurations() if hasattr(backend, "configurations") else []  # type: ignore[attr-defined]
     stages = series.stages
     pred = predicted_per_second(result, n)
+    # the simulation's energy is the profiles' power model: say so in the column names
     header = ["time_s", "arrivals", "served", "dropped", "late", "queued", "predicted_rps",
-              "capacity_rps", "cores", "power_w", "energy_j", "accuracy_pct", "latency_mean_s",
-              "latency_max_s"]
-    header += [f"{s}_energy_j" for s in stages]
+              "capacity_rps", "cores", "power_w_estimated", "energy_j_estimated", "accuracy_pct",
+              "latency_mean_s", "latency_max_s"]
+    header += [f"{s}_energy_j_estimated" for s in stages]
     if carbon is not None:
-        header.append("carbon_g")
+        header.append("carbon_g_estimated")
     for s in stages:
         header += [f"{s}_variant", f"{s}_cpu", f"{s}_batch", f"{s}_replicas"]
     cfg_text: dict[int, str] = {}

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -277,3 +277,17 @@ def execute(
                          prepared.config.base_dir)
     result = adapter.run(context, handle_signals=handle_signals)
     return result, backend, adapter
+
+
+def run_summary(prepared: Prepared, result: RunResult, backend: Backend, workload: Workload | None,
+                label: str | None = None) -> dict[str, Any]:
+    """The ``summary.json`` of a run made by :func:`execute`."""
+    from .reports import summarize
+
+    return summarize(
+        result=result, backend=backend, workload=workload,
+        optimizer=label or prepared.optimizer_label, predictor=prepared.predictor_desc,
+        sla_s=prepared.problem.sla_s, config_path=str(prepared.config.path),
+        carbon=prepared.config.carbon, backend_options=prepared.backend_spec.options,
+        adaptation=asdict(prepared.settings),
+    )

@@ -3,6 +3,8 @@
 Every policy except ``vpa`` and ``infadapter`` restricts IPA's problem and
 delegates to an exact base optimizer (option ``base``, default ``ilp``; options
 for it in ``base_options``). Candidates are re-scored on the original problem.
+None of the mimicked systems weighs energy, so these policies drop the energy
+and carbon terms (delta = epsilon = 0) and the power cap.
 
 ============  ====================================================================
 policy        what it mimics and how
@@ -63,11 +65,7 @@ FA2_HIGH_IPA = {"yolov5s", "resnet101"}
 
 
 class IpaPolicy(DelegatingPolicy):
-    name = "ipa"
-
-    def settings_for(self, problem: Problem) -> Settings:
-        s = with_weights(problem.settings, delta=0.0, epsilon=0.0)
-        return replace(s, power_cap_w=None)
+    name = "ipa"  # the default restriction: no energy or carbon term, no power cap
 
 
 class _PinnedVariants(DelegatingPolicy):
@@ -96,7 +94,7 @@ class _PinnedVariants(DelegatingPolicy):
         return p
 
     def settings_for(self, problem: Problem) -> Settings:
-        return replace(problem.settings, baseline_mode="scale")
+        return replace(super().settings_for(problem), baseline_mode="scale")
 
     def current_for(self, problem: Problem, current: Configuration | None) -> Configuration | None:
         return pinned_current(problem, current, variants=self.pins(problem))
@@ -129,7 +127,7 @@ class RimPolicy(DelegatingPolicy):
         self.replicas = int(replicas)
 
     def settings_for(self, problem: Problem) -> Settings:
-        return replace(problem.settings, baseline_mode="switch")
+        return replace(super().settings_for(problem), baseline_mode="switch")
 
     def current_for(self, problem: Problem, current: Configuration | None) -> Configuration | None:
         return pinned_current(problem, current, replicas=self.replicas)
@@ -139,7 +137,8 @@ class MsPolicy(DelegatingPolicy):
     name = "ms"
 
     def settings_for(self, problem: Problem) -> Settings:
-        return replace(problem.settings, batching_cap=1, allocation_mode="variable", baseline_mode=None)
+        return replace(super().settings_for(problem), batching_cap=1, allocation_mode="variable",
+                       baseline_mode=None)
 
 
 class InfaasPolicy(DelegatingPolicy):
@@ -153,8 +152,8 @@ class InfaasPolicy(DelegatingPolicy):
         self.tie_break = float(tie_break)
 
     def settings_for(self, problem: Problem) -> Settings:
-        s = with_weights(problem.settings, alpha=self.tie_break, delta=0.0, epsilon=0.0)
-        return replace(s, baseline_mode=None, power_cap_w=None)
+        s = with_weights(super().settings_for(problem), alpha=self.tie_break)
+        return replace(s, baseline_mode=None)
 
 
 class VpaPolicy(Optimizer):

@@ -203,3 +203,14 @@ def test_infadapter_finds_the_best_split(host, rate):
     for p, share in parts[:-1]:
         thr = SINGLE.stages[0].profile(p.variant, p.cpu, p.batch).throughput_rps
         assert share * rate == pytest.approx(p.replicas * thr)
+
+
+@pytest.mark.parametrize("name", ["fa2-low", "fa2-high", "rim", "ms", "infaas"])
+def test_baselines_do_not_weigh_energy(host, video_problem, name):
+    s = video_problem.settings
+    heavy = Problem(video_problem.pipeline, replace(s, weights={**s.weights, "delta": 5.0}),
+                    video_problem.objectives)
+    for rate in (3, 17, 45):
+        a = policy(host, name).optimize(video_problem, rate)
+        b = policy(host, name).optimize(heavy, rate)
+        assert a.best.config == b.best.config

@@ -40,7 +40,7 @@ def test_simulate_the_example_with_no_other_arguments(tmp_path):
     with open(out / "seconds.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1200
-    assert sum(float(r["energy_j"]) for r in rows) == pytest.approx(s["energy"]["total_j"], rel=1e-5)
+    assert sum(float(r["energy_j_estimated"]) for r in rows) == pytest.approx(s["energy"]["total_j"], rel=1e-5)
     assert sum(float(r["arrivals"]) for r in rows) == s["workload"]["requests"]
     assert rows[500]["crop_variant"].startswith("yolov5") and rows[500]["predicted_rps"] != ""
 

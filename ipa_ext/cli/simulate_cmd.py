@@ -12,8 +12,8 @@ from typing import Any
 
 from ..config import load_config
 from ..errors import ConfigError
-from ..reports import summarize, summary_table, write_json, write_seconds_csv
-from ..runner import execute, prepare
+from ..reports import summary_table, write_json, write_seconds_csv
+from ..runner import execute, prepare, run_summary
 from ..workloads import parse_window, resolve
 from .common import load_host, print_json, warn_failures
 
@@ -100,11 +100,7 @@ def run(args: argparse.Namespace) -> int:
     result, backend, _ = execute(prepared, workload, log_path=out / LOG_NAME, on_step=progress)
     if progress is not None:
         progress.done()
-    summary = summarize(
-        result=result, backend=backend, workload=workload, optimizer=prepared.optimizer_label,
-        predictor=prepared.predictor_desc, sla_s=prepared.problem.sla_s,
-        config_path=str(config.path), carbon=config.carbon,
-    )
+    summary = run_summary(prepared, result, backend, workload)
     files: dict[str, Any] = {"log": str(out / LOG_NAME), "summary": str(out / SUMMARY_NAME)}
     if not args.no_seconds:
         if write_seconds_csv(out / SECONDS_NAME, backend, result, config.carbon):
