@@ -426,6 +426,9 @@ def resolve(
         s: dict[str, Any] = {"type": "synthetic", "pattern": name}
         if section.get("type", "synthetic") == "synthetic":
             s.update({k: section[k] for k in ("duration_s", "seed") if k in section})
+        if name not in SYNTHETIC_PATTERNS:
+            raise InputError(f"unknown synthetic pattern {name!r} (known: {', '.join(SYNTHETIC_PATTERNS)})",
+                             where="--workload")
         return from_section(s, base_dir, config_path)
     if kind == "twitter" or (not kind and name in IPA_WINDOWS):
         if name not in IPA_WINDOWS:

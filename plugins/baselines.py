@@ -64,6 +64,18 @@ FA2_HIGH_IPA = {"yolov5s", "resnet101"}
 """IPA's FA2-high variants of the video pipeline."""
 
 
+def _whole(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _percent(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise ValueError(f"{name} must be a number from 0 to 100, got {value!r}")
+    return float(value)
+
+
 class IpaPolicy(DelegatingPolicy):
     name = "ipa"  # the default restriction: no energy or carbon term, no power cap
 
@@ -122,9 +134,7 @@ class RimPolicy(DelegatingPolicy):
     def __init__(self, base: str = DEFAULT_BASE, base_options: Mapping[str, Any] | None = None,
                  replicas: int = 3) -> None:
         super().__init__(base, base_options)
-        if isinstance(replicas, bool) or int(replicas) != replicas or replicas < 1:
-            raise ValueError(f"replicas must be a whole number >= 1, got {replicas!r}")
-        self.replicas = int(replicas)
+        self.replicas = _whole("replicas", replicas)
 
     def settings_for(self, problem: Problem) -> Settings:
         return replace(super().settings_for(problem), baseline_mode="switch")
@@ -176,22 +186,19 @@ class VpaPolicy(Optimizer):
     ) -> None:
         if variants is not None and not isinstance(variants, Mapping):
             raise ValueError("variants must map stage names to variant names")
-        for name, v in (("replicas", replicas), ("batch", batch)):
-            if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
-                raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
-        if isinstance(history, bool) or int(history) != history or history < 1:
-            raise ValueError(f"history must be a whole number of decisions >= 1, got {history!r}")
-        if not (0 <= lower_percentile <= target_percentile <= upper_percentile <= 100):
-            raise ValueError("percentiles must satisfy 0 <= lower <= target <= upper <= 100")
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin!r}")
+        self.replicas = _whole("replicas", replicas) if replicas is not None else None
+        self.batch = _whole("batch", batch) if batch is not None else None
+        self.history = _whole("history", history)
+        pcts = (_percent("lower_percentile", lower_percentile), _percent("target_percentile", target_percentile),
+                _percent("upper_percentile", upper_percentile))
+        if not pcts[0] <= pcts[1] <= pcts[2]:
+            raise ValueError("percentiles must satisfy lower <= target <= upper")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 10:
+            raise ValueError(f"margin must be a fraction >= 0 (0.15 is 15 %), got {margin!r}")
         self.variants_option = dict(variants) if variants else {}
-        self.replicas = int(replicas) if replicas is not None else None
-        self.batch = int(batch) if batch is not None else None
         self.margin = float(margin)
-        self.pcts = (float(lower_percentile), float(target_percentile), float(upper_percentile))
+        self.pcts = pcts
         self.samples: list[deque[float]] = []
-        self.history = int(history)
 
     def solve(
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int

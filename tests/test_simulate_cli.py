@@ -151,3 +151,17 @@ def test_bench_rejects_unknown_policies_before_running(tmp_path):
     assert not (tmp_path / "o" / "results.csv").exists()
     proc = run_cli("bench", CONFIG, "--policies", "ipa,ipa", "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, "repeats")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--optimizer", "rim:replicas=0:base=brute-force"], ["optimizer 'rim'", "replicas must be"]),
+    (["--optimizer", "rim:foo"], ["'rim:foo'", "NAME:key=value"]),
+    (["--optimizer", "vpa:history=x"], ["history must be a whole number"]),
+    (["--optimizer", "fa2-low:base=nope"], ["delegates to optimizer 'nope'"]),
+    (["--optimizer", "nope"], ["unknown optimizer 'nope'"]),
+    (["--workload", "synthetic:nope"], ["--workload", "unknown synthetic pattern 'nope'"]),
+    (["--damping", "0"], ["--damping must be >= 1"]),
+])
+def test_bad_command_line_input_is_one_line(tmp_path, args, needles):
+    proc = run_cli("simulate", CONFIG, *args, "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, *needles)
