@@ -90,7 +90,6 @@ def main() -> int:
                         [[r["label"], r["seconds"], r["decisions"], r["optimizer_calls"], r["memo_hits"],
                           r["decision_p50_ms"], r["decision_p99_ms"], r["loop_wall_s"], r["wall_s"]]
                          for r in rows]))
-            best = min(r["wall_s"] for r in rows)
             print(f"target <= {TARGET_S:g} s: {'met' if rows[0]['wall_s'] <= TARGET_S else 'NOT met'} "
                   f"(with CSV {rows[0]['wall_s']:.1f} s; without {rows[1]['wall_s']:.1f} s)")
         # memo identity

@@ -46,7 +46,7 @@ import math
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from .model import Configuration, StageConfig
 from .problem import Problem

@@ -100,7 +100,7 @@ class _PinnedVariants(DelegatingPolicy):
         if p is None:
             p = {s.name: self.default_variant(problem, i) for i, s in enumerate(problem.pipeline.stages)}
             if self.variants_option:
-                check_variants(problem.pipeline, self.variants_option, f"optimizer.options.variants")
+                check_variants(problem.pipeline, self.variants_option, "optimizer.options.variants")
                 p.update(self.variants_option)
             self._pins[key] = p
         return p

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,6 @@ from conftest import VIDEO, run_cli
 from ipa_ext.adapter import least_change, read_log
 from ipa_ext.config import load_config
 from ipa_ext.model import StageConfig
-from ipa_ext.reports import read_seconds_csv
 from ipa_ext.runner import execute, prepare
 from ipa_ext.workloads import Workload, synthetic
 

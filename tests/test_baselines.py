@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from helpers import make_pipeline, make_problem
 from ipa_ext.errors import ConfigError
 from ipa_ext.mix import StageMix
-from ipa_ext.model import StageConfig
-from ipa_ext.problem import Problem, within
+from ipa_ext.problem import Problem
 from ipa_ext.simulator import build_model
 
 POLICIES = ("ipa", "fa2-low", "fa2-high", "rim", "ms", "infaas", "vpa", "infadapter")

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import VIDEO, assert_one_line_error, run_cli
 from test_adapter import write_config
