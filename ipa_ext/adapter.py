@@ -394,6 +394,7 @@ class Adapter:
                 signal.signal(sig, handler)
             if self.log is not None:
                 self.log.close()
+            self.backend.close()
             result.interrupted = self._signal
             result.wall_s = time.perf_counter() - start_wall
             result.memo_hits = self.memo.hits

@@ -134,7 +134,10 @@ class Backend(ABC):
         """Release resources (default: nothing)."""
 
     def per_second(self) -> Any:
-        """Per-second records (:class:`ipa_ext.simulator.SecondSeries`) when the backend keeps them."""
+        """Per-second records (:class:`ipa_ext.simulator.SecondSeries`) when the backend keeps them.
+
+        Like :meth:`latency_quantiles`, readable after :meth:`close`.
+        """
         return None
 
     def latency_quantiles(self, qs: Sequence[float]) -> dict[float, float | None] | None:
