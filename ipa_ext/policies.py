@@ -35,8 +35,10 @@ class DelegatingPolicy(Optimizer):
     current; ``baseline_mode`` scale and switch pin variants and replicas to it).
     """
 
-    uses_current: bool | None = False
-    """Whether decisions depend on the running configuration (for the adapter's memo)."""
+    uses_current: bool | None = None
+    """Whether decisions depend on the running configuration (for the adapter's memo);
+    None: only through the config's ``baseline_mode``. Policies that pin what
+    ``baseline_mode`` reads, or clear it, set False."""
 
     def __init__(self, base: str = DEFAULT_BASE, base_options: Mapping[str, Any] | None = None) -> None:
         if not isinstance(base, str) or not base:

@@ -82,6 +82,7 @@ class IpaPolicy(DelegatingPolicy):
 
 class _PinnedVariants(DelegatingPolicy):
     """Scale-and-batch only, on pinned variants."""
+    uses_current = False
 
     def __init__(self, base: str = DEFAULT_BASE, base_options: Mapping[str, Any] | None = None,
                  variants: Mapping[str, str] | None = None) -> None:
@@ -130,6 +131,7 @@ class Fa2HighPolicy(_PinnedVariants):
 
 class RimPolicy(DelegatingPolicy):
     name = "rim"
+    uses_current = False
 
     def __init__(self, base: str = DEFAULT_BASE, base_options: Mapping[str, Any] | None = None,
                  replicas: int = 3) -> None:
@@ -145,6 +147,7 @@ class RimPolicy(DelegatingPolicy):
 
 class MsPolicy(DelegatingPolicy):
     name = "ms"
+    uses_current = False
 
     def settings_for(self, problem: Problem) -> Settings:
         return replace(super().settings_for(problem), batching_cap=1, allocation_mode="variable",
@@ -153,6 +156,7 @@ class MsPolicy(DelegatingPolicy):
 
 class InfaasPolicy(DelegatingPolicy):
     name = "infaas"
+    uses_current = False
 
     def __init__(self, base: str = DEFAULT_BASE, base_options: Mapping[str, Any] | None = None,
                  tie_break: float = 1e-6) -> None:

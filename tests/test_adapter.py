@@ -235,3 +235,20 @@ def test_an_upstream_ipa_config_drives_the_loop(tmp_path, shared_data):
     lines = read_log(tmp_path / "o" / "adaptation.jsonl")
     assert lines[1]["time_s"] == 10
     assert lines[0]["config"]["crop"] == {"variant": "yolov5n", "cpu": 1.0, "batch": 1, "replicas": 1}
+
+
+def test_memo_key_holds_the_configuration_when_decisions_depend_on_it(host, video_problem):
+    from dataclasses import replace as dreplace
+
+    from ipa_ext.adapter import depends_on_current
+    from ipa_ext.problem import Problem
+
+    scale = Problem(video_problem.pipeline, dreplace(video_problem.settings, baseline_mode="scale"),
+                    video_problem.objectives)
+    make = lambda n: host.registry.create("optimizer", n, {} if n in ("brute-force", "vpa") else {"base": "brute-force"})
+    assert not depends_on_current(make("brute-force"), video_problem)
+    assert depends_on_current(make("brute-force"), scale)
+    assert depends_on_current(make("ipa"), scale) and not depends_on_current(make("ipa"), video_problem)
+    for pinned in ("fa2-low", "fa2-high", "rim", "ms", "infaas"):
+        assert not depends_on_current(make(pinned), scale), pinned
+    assert depends_on_current(make("vpa"), video_problem)
