@@ -48,6 +48,10 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("simulation", "ipa_ext_plugins.simulation"),
     ("baselines", "ipa_ext_plugins.baselines"),
     ("infadapter", "ipa_ext_plugins.infadapter"),
+    ("rapl", "ipa_ext_plugins.rapl"),
+    ("perf", "ipa_ext_plugins.perf"),
+    ("nvml", "ipa_ext_plugins.nvml"),
+    ("estimate", "ipa_ext_plugins.estimate"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 
