@@ -251,6 +251,9 @@ class RunResult:
     energy_quality: str | None = None
     energy_source: str | None = None
     stage_energy_j: dict[str, float] = field(default_factory=dict)
+    idle_j: float | None = None
+    """Measured energy attributed to idle (None for modelled energy)."""
+    unattributed_j: float | None = None
     carbon_g: float | None = None
     optimizer_calls: int = 0
     memo_hits: int = 0
@@ -407,6 +410,7 @@ class Adapter:
         step = 0
         stage_names = self.problem.pipeline.stage_names
         totals_j = {n: 0.0 for n in stage_names}
+        total_j = 0.0
         energy_ok = True
         carbon_total: float | None = 0.0 if self.carbon is not None else None
 
@@ -511,6 +515,11 @@ class Adapter:
                 record["energy"] = e
                 for n in stage_names:
                     totals_j[n] += float(energy.by_stage_j.get(n, 0.0))
+                total_j += energy.total_j
+                if energy.idle_j is not None:
+                    result.idle_j = (result.idle_j or 0.0) + energy.idle_j
+                if energy.unattributed_j is not None:
+                    result.unattributed_j = (result.unattributed_j or 0.0) + energy.unattributed_j
                 result.energy_quality = _merge_label(result.energy_quality, energy.quality)
                 result.energy_source = _merge_label(result.energy_source, energy.source)
             else:
@@ -543,7 +552,7 @@ class Adapter:
                 self.on_step(outcome.end_s)
             step += 1
         result.stage_energy_j = totals_j
-        result.outcomes_energy_j = sum(totals_j.values()) if energy_ok else None
+        result.outcomes_energy_j = total_j if energy_ok else None
         result.carbon_g = carbon_total if energy_ok else None
 
 

@@ -80,6 +80,8 @@ def summarize(
         "energy": {
             "total_j": energy_j,
             "stages_j": dict(r.stage_energy_j) if energy_j is not None else None,
+            "idle_j": r.idle_j,
+            "unattributed_j": r.unattributed_j,
             "j_per_served_request": energy_j / r.served if energy_j is not None and r.served > 0 else None,
             "mean_power_w": energy_j / r.seconds if energy_j is not None and r.seconds > 0 else None,
             "quality": r.energy_quality,
@@ -241,7 +243,9 @@ def summary_lines(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("SLO violations", f"{_f(s['slo_violation_pct'], '.2f')} % (late {_f(req['late'], '.0f')}, "
                            f"dropped {_f(req['dropped'], '.0f')} of {_f(req['arrived'], '.0f')})"),
         ("dropped", f"{_f(req['dropped'], '.0f')} ({_f(s['dropped_pct'], '.2f')} %)"),
-        ("energy", f"{_f(e['total_j'], '.1f')} J{q}"),
+        ("energy", f"{_f(e['total_j'], '.1f')} J{q}" + (
+            f", idle {_f(e['idle_j'], '.1f')} J, unattributed {_f(e['unattributed_j'], '.1f')} J"
+            if e.get("idle_j") is not None else "")),
         ("J per served request", _f(e["j_per_served_request"], ".4f")),
         ("mean power", f"{_f(e['mean_power_w'], '.2f')} W"),
     ]

@@ -256,10 +256,17 @@ def execute(
 ) -> tuple[RunResult, Backend, Adapter]:
     """Run the loop once with a fresh backend and optimizer.
 
-    Returns the result, the backend (for per-second data) and the adapter.
+    On a live backend, energy is measured with the config's ``energy.sources``
+    (unless ``meter`` is given). Returns the result, the backend (for
+    per-second data) and the adapter.
     """
     backend = prepared.new_backend()
     optimizer = prepared.new_optimizer()
+    own_meter = None
+    if meter is None and backend.live and prepared.config.energy_sources:
+        from .interval_meter import MeasuredIntervals
+
+        meter = own_meter = MeasuredIntervals.from_specs(prepared.host, prepared.config.energy_sources)
     log = AdaptationLog(log_path) if log_path is not None else None
     adapter = Adapter(
         prepared.problem,
@@ -275,7 +282,11 @@ def execute(
     assert prepared.problem.settings.initial is not None
     context = RunContext(prepared.problem, prepared.problem.settings.initial, workload,
                          prepared.config.base_dir)
-    result = adapter.run(context, handle_signals=handle_signals)
+    try:
+        result = adapter.run(context, handle_signals=handle_signals)
+    finally:
+        if own_meter is not None:
+            own_meter.close()
     return result, backend, adapter
 
 

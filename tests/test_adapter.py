@@ -252,3 +252,71 @@ def test_memo_key_holds_the_configuration_when_decisions_depend_on_it(host, vide
     for pinned in ("fa2-low", "fa2-high", "rim", "ms", "infaas"):
         assert not depends_on_current(make(pinned), scale), pinned
     assert depends_on_current(make("vpa"), video_problem)
+
+
+LIVE_PLUGIN = '''
+"""A live stand-in for tests: the simulation, whose modelled joules also advance a fake RAPL counter."""
+from pathlib import Path
+
+from ipa_ext import hookimpl
+from ipa_ext_plugins.simulation import SimulationBackend
+
+
+class LiveSimulation(SimulationBackend):
+    name = "live-sim"
+    live = True
+
+    def __init__(self, powercap, **options):
+        super().__init__(**options)
+        self.counter = Path(powercap) / "intel-rapl:0" / "energy_uj"
+        self.uj = 0
+
+    def advance(self, duration_s, stop=None):
+        out = super().advance(duration_s, stop)
+        self.uj += round(out.energy_j * 1e6)
+        self.counter.write_text(f"{self.uj}\\n")
+        return out
+
+
+@hookimpl
+def register_backends(register):
+    register("live-sim", LiveSimulation)
+'''
+
+
+def test_live_backends_measure_energy_with_the_configured_sources(tmp_path):
+    """config energy.sources -> rapl over a (fake) powercap tree -> attributed per stage in the log."""
+    from fake_powercap import FakePowercap
+
+    fake = FakePowercap(tmp_path / "powercap")
+    fake.zone("0", "package-0")
+    (tmp_path / "live_sim.py").write_text(LIVE_PLUGIN)
+    cfg = write_config(
+        tmp_path,
+        plugins={"load": ["live_sim.py"]},
+        backend={"name": "live-sim", "options": {"powercap": str(tmp_path / "powercap")}},
+        energy={"sources": [{"name": "rapl", "options": {"sysfs_root": str(tmp_path / "powercap"),
+                                                         "poll": False}}]},
+        workload={"type": "synthetic", "pattern": "step", "duration_s": 200, "seed": 2},
+    )
+    out = tmp_path / "o"
+    proc = run_cli("simulate", str(cfg), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    lines = read_log(out / "adaptation.jsonl")
+    assert len(lines) == 20
+    modelled = []
+    for l in lines:
+        e = l["energy"]
+        assert e["quality"] == "measured" and e["source"] == "rapl"
+        parts = sum(e["stages_j"].values()) + e["idle_j"] + e["unattributed_j"]
+        assert parts == pytest.approx(e["total_j"], rel=1e-9, abs=1e-9)
+        modelled.append(e["total_j"])
+    s = json.loads((out / "summary.json").read_text())
+    assert s["energy"]["quality"] == "measured" and s["energy"]["source"] == "rapl"
+    assert s["energy"]["total_j"] == pytest.approx(sum(modelled))
+    # the fake counter advanced by exactly the modelled joules, to the microjoule
+    assert s["energy"]["total_j"] == pytest.approx(int(fake.path("0").read_text()) / 1e6, abs=1e-6)
+    # Kepler's default idle power: the lowest interval power so far, so the first interval is all idle
+    assert lines[0]["energy"]["idle_j"] == pytest.approx(lines[0]["energy"]["total_j"])
+    busy = [l for l in lines if sum(l["energy"]["stages_j"].values()) > 0]
+    assert busy, "later intervals attribute active energy to the stages"

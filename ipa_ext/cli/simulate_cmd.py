@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     workload = resolve(args.workload, config.section("workload"), config.base_dir, config.path,
                        window_s=window, damping_factor=args.damping, trace=args.trace)
     prepared = prepare(config, host, optimizer=args.optimizer, base=args.base)
-    if config.energy_sources and not args.quiet:
+    if config.energy_sources and not prepared.new_backend().live and not args.quiet:
         print("ipa-ext: note: energy.sources are not read by the simulation backend (simulated time); "
               "energy is modelled from the profiles (estimated)", file=sys.stderr)
     out = Path(args.out) if args.out else default_out("simulate")
