@@ -52,6 +52,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("perf", "ipa_ext_plugins.perf"),
     ("nvml", "ipa_ext_plugins.nvml"),
     ("estimate", "ipa_ext_plugins.estimate"),
+    ("q_learning", "ipa_ext_plugins.q_learning"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 
