@@ -43,11 +43,14 @@ def summary_of(config, host, policy, workload, base, overrides):
     return run_summary(prep, result, backend, workload, policy)
 
 
-def floor_j_per_request(config, host, workload, base):
-    """Per-second oracle: the least power that serves each second's arrivals (see docstring)."""
+def floor_j_per_request(config, host, workload, energy_opt):
+    """Per-second oracle: the least power that serves each second's arrivals (see docstring).
+
+    ``energy_opt`` must weigh ``delta`` (plain ``ilp`` ignores it, as IPA's objective does).
+    """
     problem = config.build_problem(host, weights={"alpha": 0.0, "beta": 0.0, "gamma": 0.0, "delta": 1.0,
                                                   "epsilon": 0.0})
-    opt = host.registry.create("optimizer", base)
+    opt = host.registry.create("optimizer", energy_opt)
     best: dict[int, float] = {}
     energy = 0.0
     for a in workload.rates.tolist():
@@ -122,7 +125,7 @@ def main() -> int:
     # 3. floor
     floor_rows = []
     for w in workloads:
-        f = floor_j_per_request(config, host, w, base)
+        f = floor_j_per_request(config, host, w, energy_opt)
         i = ipa[w.name]["energy"]["j_per_served_request"]
         floor_rows.append({"window": w.name, "ipa_j_per_request": i, "floor_j_per_request": f,
                            "max_saving_pct": 100 * (1 - f / i)})
