@@ -44,6 +44,8 @@ DISABLE_ENV = "IPA_EXT_DISABLE_PLUGINS"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("objectives", "ipa_ext_plugins.objectives"),
     ("brute_force", "ipa_ext_plugins.brute_force"),
+    ("ilp", "ipa_ext_plugins.ilp"),
+    ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 

@@ -14,9 +14,9 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import IpaExtError
-from . import optimize_cmd, plugins_cmd, validate_cmd
+from . import optimize_cmd, pareto_cmd, plugins_cmd, validate_cmd
 
-COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd)
+COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,7 @@ def decision_dict(problem: Problem, decision: Decision) -> dict[str, Any]:
         "decision_time_s": decision.decision_time_s,
         "feasible": decision.feasible,
         "reason": decision.reason,
-        "weights": dict(problem.settings.weights),
+        "weights": used_weights(problem, decision),
     }
     if decision.best is not None:
         out.update(evaluation_dict(problem, decision.best))
@@ -47,6 +47,12 @@ def decision_dict(problem: Problem, decision: Decision) -> dict[str, Any]:
     if decision.info:
         out["info"] = dict(decision.info)
     return out
+
+
+def used_weights(problem: Problem, decision: Decision) -> dict[str, float]:
+    """The weights the optimizer scored with: its own when it says so (``ilp`` zeroes
+    the energy weights), else the problem's."""
+    return dict(decision.info.get("weights") or problem.settings.weights)
 
 
 def evaluation_dict(problem: Problem, ev: Evaluation) -> dict[str, Any]:
@@ -110,8 +116,11 @@ def _print(problem: Problem, decision: Decision) -> None:
         f"pipeline {problem.pipeline.name}  rate {decision.rate_rps:g} rps  optimizer "
         f"{decision.optimizer}  decided in {decision.decision_time_s * 1e3:.1f} ms"
     )
+    for note in decision.info.get("notes", ()):
+        print(f"note: {note}")
     if not decision.feasible:
         return
+    weights = used_weights(problem, decision)
     for rank, ev in enumerate(decision.candidates, start=1):
         if len(decision.candidates) > 1:
             print(f"\ncandidate {rank}")
@@ -126,9 +135,15 @@ def _print(problem: Problem, decision: Decision) -> None:
         thr = min(o.capacity_rps for o in ev.options)
         print(f"latency  {ev.latency_s:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
         print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
+        if "energy" in ev.terms:
+            info = decision.info
+            cap = info["power_cap_w"] if "power_cap_w" in info else problem.settings.power_cap_w
+            limit = f"  <= power_cap_w {cap:g} W" if cap is not None else ""
+            carbon = f"  carbon {ev.terms['carbon']:.4g} gCO2/s" if "carbon" in ev.terms else ""
+            print(f"power  {ev.terms['energy']:.4g} W (estimated from profiles){limit}{carbon}")
         parts = []
         for obj in problem.reported_objectives():
-            w = problem.settings.weight(obj.weight)
+            w = float(weights.get(obj.weight, problem.settings.weight(obj.weight)))
             sign = "+" if obj.sense > 0 else "-"
             unit = f" {obj.unit}" if obj.unit else ""
             label = f"{obj.name} {ev.terms[obj.name]:.4g}{unit}"
