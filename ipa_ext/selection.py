@@ -47,6 +47,7 @@ model small (for ``k = 1``, only each stage's Pareto front remains).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -227,11 +228,17 @@ class SelectionModel:
         """Model ``prod_s factor_s`` by the McCormick chain; returns its weighted terms."""
         sel, lp = self.sel, self.lp
         assert sel.factors is not None
+        # Each stage's factors are divided by their largest magnitude (the weight
+        # takes the product of the divisors), so every bound is within [-1, 1]:
+        # tiny factors would otherwise meet the solvers' tolerances.
+        scales = [max(abs(sel.factors[s][i]) for i in opts) for s, opts in enumerate(self.kept)]
+        if min(scales) == 0:
+            return []  # some stage's factors are all 0: the product is 0 whatever the choice
         groups: list[dict[float, list[pulp.LpVariable]]] = []
         for s, opts in enumerate(self.kept):
             g: dict[float, list[pulp.LpVariable]] = {}
             for v, i in zip(self.x[s], opts):
-                g.setdefault(float(sel.factors[s][i]), []).append(v)
+                g.setdefault(float(sel.factors[s][i]) / scales[s], []).append(v)
             groups.append(g)
         # P_1 as an expression over the first stage's binaries
         prev: list[tuple[pulp.LpVariable, float]] = [
@@ -265,7 +272,8 @@ class SelectionModel:
             cands = (lo * min(g), lo * max(g), hi * min(g), hi * max(g))
             lo, hi = min(cands), max(cands)
             prev = terms
-        return [(v, a * sel.factor_weight) for v, a in prev]
+        weight = sel.factor_weight * math.prod(scales)
+        return [(v, a * weight) for v, a in prev]
 
     # ------------------------------------------------------------------ solving
 
@@ -299,6 +307,18 @@ class SelectionModel:
         return self.decode(result.values)
 
 
+def _check_infeasible_without_product(sel: Selection, kept: Sequence[Sequence[int]], solver: MilpSolver) -> None:
+    """The product term never changes feasibility; if the model without it is feasible,
+    the solver failed numerically and must not report "infeasible"."""
+    plain = SelectionModel(dataclasses.replace(sel, factors=None, factor_weight=0.0), kept)
+    if plain.solve(solver) is not None:
+        raise SolverError(
+            f"{solver.name} solver reported the model with the accuracy product infeasible, "
+            "but it is feasible: numerical trouble (do the accuracies of a stage span many "
+            "orders of magnitude?)"
+        )
+
+
 def k_best(
     sel: Selection,
     k: int,
@@ -328,6 +348,8 @@ def k_best(
         choice = model.solve(solver)
         out.solves += 1
         if choice is None:
+            if out.solves == 1 and model.product_method:
+                _check_infeasible_without_product(sel, kept, solver)
             break
         model.cut(choice)
         if not accept(choice):  # violates the constraints exactly: never a candidate
