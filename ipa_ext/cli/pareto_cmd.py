@@ -26,8 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="ipa-ext config YAML")
     p.add_argument("--rate", type=float, help="predicted arrival rate in rps (default: config rate_rps)")
     p.add_argument(
-        "--deltas", type=_deltas, default=DEFAULT_DELTAS,
-        help="comma-separated delta values (default: %s)" % ",".join(f"{d:g}" for d in DEFAULT_DELTAS),
+        "--deltas", default=",".join(f"{d:g}" for d in DEFAULT_DELTAS),
+        help="comma-separated delta values in 1/W (default: %(default)s)",
     )
     p.add_argument("--alpha", type=float, help="override the accuracy weight")
     p.add_argument("--beta", type=float, help="override the cores weight")
@@ -38,13 +38,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _deltas(text: str) -> tuple[float, ...]:
+def parse_deltas(text: str) -> tuple[float, ...]:
+    """``"0,0.01,0.1"`` -> (0.0, 0.01, 0.1); a :class:`ConfigError` naming --deltas otherwise."""
     try:
         values = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}", where="--deltas") from None
     if not values or any(not math.isfinite(v) or v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers >= 0, got {text!r}")
+        raise ConfigError(f"expected finite numbers >= 0, got {text!r}", where="--deltas")
     return values
 
 
@@ -61,6 +62,7 @@ def frontier(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 
 def run(args: argparse.Namespace) -> int:
+    deltas = parse_deltas(args.deltas)
     config = load_config(args.config)
     host = load_host(args, config)
     warn_failures(host)
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             base_weights[key] = getattr(args, key)
 
     rows: list[dict[str, Any]] = []
-    for delta in args.deltas:
+    for delta in deltas:
         problem = config.build_problem(host, weights={**base_weights, "delta": delta})
         decision = optimizer.optimize(problem, rate, config.settings.initial, 1)
         row: dict[str, Any] = {"delta": delta, "feasible": decision.feasible}
