@@ -21,15 +21,19 @@ binary at every integer solution, the envelope is the product itself, not a
 relaxation, so ``P_S`` equals the product of the chosen factors at every
 integer point: the MILP's optimum is the true optimum. The valid equality
 ``sum_g u[s,g] = P_(s-1)`` tightens the LP relaxation. It works for factors
-of any sign. Size: one continuous variable and five rows per distinct factor
-value of every stage after the first (at most 72 variables for 9 stages x 9
-variants), so there is no combinatorial limit. The cost is a weak LP
+of any sign. Size: one continuous variable and four rows per distinct factor
+value of every stage after the first, plus one row per stage (at most 72
+variables for 9 stages x 9 variants), so there is no combinatorial limit. The cost is a weak LP
 relaxation (it bounds the product by about the smallest stage factor), so
 the solver branches more than for a linear objective; see the README for
-measured times. Two numerical guards keep it exact: binaries must be within
-1e-9 of 0 or 1 (at the solvers' default 1e-6 the continuous ``u`` could gain
-about 1e-6 of the objective), and the objective is scaled (see
-:func:`_objective_scale`).
+measured times. Numerical guards keep it exact: each stage's factors are
+divided by their largest magnitude (so every bound is within [-1, 1]; the
+weight takes the divisors' product); binaries must be within 1e-9 of 0 or 1
+(at the solvers' default 1e-6 the continuous ``u`` could gain about 1e-6 of
+the objective); and the objective is scaled (see :func:`_objective_scale`).
+Factors of one stage that span many orders of magnitude still meet the
+solvers' tolerances; if that makes a feasible model look infeasible, a
+:class:`~ipa_ext.errors.SolverError` says so rather than a wrong "infeasible".
 
 **k best.** Solve, record the solution, add the no-good cut
 ``sum over stages of x[s, chosen_s] <= S - 1`` and solve again, until ``k``

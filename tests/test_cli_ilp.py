@@ -140,3 +140,18 @@ def test_pareto_json_and_bad_input(tmp_path):
     blocker.write_text("x")
     assert_one_line_error(run_cli("pareto", CONFIG, "--rate", "20", "--deltas", "0", "--out", str(blocker)),
                           "cannot write results", str(blocker))
+
+
+def test_carbon_from_a_trace_at_a_time(tmp_path):
+    trace = tmp_path / "carbon.csv"
+    trace.write_text("time_s,g_per_kwh\n0,100\n3600,700\n")
+    c = tmp_path / "c.yaml"
+    c.write_text(f"pipeline: {VIDEO / 'pipeline.yaml'}\nprofiles: {VIDEO / 'profiles.csv'}\n"
+                 f"optimizer: energy-ilp\ncarbon: {{trace: {trace}}}\nweights: {{alpha: 2, beta: 1, epsilon: 1000}}\n")
+    for at, intensity in (("10", 100), ("4000", 700)):
+        d = json.loads(run_cli("optimize", str(c), "--rate", "20", "--at", at, "--json").stdout)
+        assert d["terms"]["carbon"] == pytest.approx(d["terms"]["energy"] * intensity / 3.6e6)
+        assert d["weighted_terms"]["carbon"] == pytest.approx(1000 * d["terms"]["carbon"])
+    text = run_cli("optimize", str(c), "--rate", "20", "--at", "4000").stdout
+    assert "gCO2/s" in [l for l in text.splitlines() if l.startswith("power ")][0]
+    assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "20", "--at", "5"), "carbon", "--at needs a carbon")

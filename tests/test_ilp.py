@@ -341,3 +341,32 @@ def test_decisions_are_independent_of_the_order_they_are_asked_in(video_problem)
     first = [opt.optimize(video_problem, r).best.config for r in rates]
     again = [ilp(SOLVERS[0]).optimize(video_problem, r).best.config for r in reversed(rates)]
     assert first == list(reversed(again))
+
+
+def test_a_non_additive_plugin_objective_is_refused_by_name(video_problem):
+    """Only the accuracy product has an exact linear model; another non-additive term is a
+    config error naming its weight (brute force still handles it)."""
+    from ipa_ext.objectives import Objective
+    from ipa_ext.problem import Problem
+
+    class Bottleneck(Objective):  # the least accurate stage
+        name, weight, sense = "bottleneck", "zeta", +1
+
+        def stage_value(self, problem, option, rate_rps):
+            return option.accuracy
+
+        def combine(self, problem, values):
+            return min(values)
+
+        def is_additive(self, problem):
+            return False
+
+    from dataclasses import replace
+
+    s = video_problem.settings
+    p = Problem(video_problem.pipeline, replace(s, weights={**s.weights, "zeta": 1.0}),
+                (*video_problem.objectives, Bottleneck()))
+    assert brute(p, 20).feasible
+    for solver in SOLVERS:
+        with pytest.raises(ConfigError, match="weights.zeta: objective 'bottleneck' is not additive"):
+            ilp(solver).optimize(p, 20)

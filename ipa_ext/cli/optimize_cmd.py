@@ -21,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delta", type=float, help="weight of power in watts (energy objective)")
     p.add_argument("--epsilon", type=float, help="weight of carbon in gCO2/s")
     p.add_argument("--power-cap", type=float, dest="power_cap_w", help="cap on pipeline power in watts")
+    p.add_argument("--at", type=float, dest="at_s", metavar="S",
+                   help="seconds into the config's carbon trace: the intensity for the carbon term")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -89,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     overrides["weights"] = weights
     if args.power_cap_w is not None:
         overrides["power_cap_w"] = args.power_cap_w
+    if args.at_s is not None:
+        if config.carbon is None:
+            raise ConfigError("--at needs a carbon intensity (carbon.trace or carbon.intensity_g_per_kwh)",
+                              path=config.path, where="carbon")
+        overrides["carbon_intensity_g_per_kwh"] = config.carbon.at(args.at_s)
     problem = config.build_problem(host, **overrides)
     if args.optimizer and args.optimizer != config.optimizer.name:
         name, options, where = args.optimizer, {}, "--optimizer"
