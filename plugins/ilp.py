@@ -53,11 +53,11 @@ class IlpOptimizer(Optimizer):
     ) -> None:
         if solver not in SOLVER_CHOICES:
             raise ValueError(f"solver must be one of {', '.join(SOLVER_CHOICES)}, got {solver!r}")
-        if time_limit_s is not None and not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0):
+        if time_limit_s is not None and (isinstance(time_limit_s, bool) or not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0)):
             raise ValueError(f"time_limit_s must be > 0, got {time_limit_s!r}")
         if not isinstance(prune, bool):
             raise ValueError(f"prune must be true or false, got {prune!r}")
-        if pool_gap is not None and not (isinstance(pool_gap, (int, float)) and pool_gap >= 0):
+        if pool_gap is not None and (isinstance(pool_gap, bool) or not (isinstance(pool_gap, (int, float)) and pool_gap >= 0)):
             raise ValueError(f"pool_gap must be >= 0, got {pool_gap!r}")
         self.solver = solver
         self.time_limit_s = None if time_limit_s is None else float(time_limit_s)
