@@ -69,3 +69,9 @@ class InfeasibleError(IpaExtError):
     """No configuration satisfies the constraints; the message gives the binding reason."""
 
     exit_code = 1
+
+
+class SolverError(IpaExtError):
+    """A MILP solver failed or stopped early (not: the problem is infeasible)."""
+
+    exit_code = 3

@@ -53,6 +53,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("nvml", "ipa_ext_plugins.nvml"),
     ("estimate", "ipa_ext_plugins.estimate"),
     ("q_learning", "ipa_ext_plugins.q_learning"),
+    ("ilp", "ipa_ext_plugins.ilp"),
+    ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 
