@@ -31,9 +31,15 @@ divided by their largest magnitude (so every bound is within [-1, 1]; the
 weight takes the divisors' product); binaries must be within 1e-9 of 0 or 1
 (at the solvers' default 1e-6 the continuous ``u`` could gain about 1e-6 of
 the objective); and the objective is scaled (see :func:`_objective_scale`).
-Factors of one stage that span many orders of magnitude still meet the
-solvers' tolerances; if that makes a feasible model look infeasible, a
-:class:`~ipa_ext.errors.SolverError` says so rather than a wrong "infeasible".
+Factors that span many orders of magnitude would still meet the solvers'
+tolerances (a product term of 1e-8 of the largest is below them), so when some
+stage's smallest non-zero |factor| is less than :data:`CONDITION_LIMIT` times its
+largest, the product is not given to the solver at all: the k
+best are found by exact enumeration of the (pruned) option combinations, up to
+:data:`ENUMERATION_LIMIT` of them, and beyond that a
+:class:`~ipa_ext.errors.SolverError` says why. If the chain model ever makes a
+feasible model look infeasible, a :class:`~ipa_ext.errors.SolverError` says so
+rather than a wrong "infeasible".
 
 **k best.** Solve, record the solution, add the no-good cut
 ``sum over stages of x[s, chosen_s] <= S - 1`` and solve again, until ``k``
@@ -63,6 +69,12 @@ from .errors import SolverError
 from .solvers import OPTIMAL, MilpSolver, constraints_of
 
 _REL_TOL = 1e-9
+
+CONDITION_LIMIT = 1e-6
+"""Smallest ratio, in any stage, of smallest non-zero |factor| to largest |factor| that
+the McCormick chain is trusted with; below it the product is enumerated exactly."""
+ENUMERATION_LIMIT = 2_000_000
+"""Most option combinations the exact enumeration fallback visits."""
 
 
 @dataclass(frozen=True)
@@ -345,6 +357,8 @@ def k_best(
     out.kept = sum(len(k_) for k_ in kept)
     if any(not k_ for k_ in kept) or sel.stages == 0:
         return out
+    if sel.has_product and product_condition(sel, kept) < CONDITION_LIMIT:
+        return _enumerate_k_best(sel, kept, k, accept, pool_gap, out)
     model = SelectionModel(sel, kept)
     out.product_method = model.product_method
     best: float | None = None
@@ -365,4 +379,62 @@ def k_best(
         elif pool_gap is not None and value < best - pool_gap * abs(best) - _REL_TOL * max(1.0, abs(best)):
             break
         out.choices.append(choice)
+    return out
+
+
+def product_condition(sel: Selection, kept: Sequence[Sequence[int]]) -> float:
+    """Smallest, over stages, of (smallest non-zero |factor| / largest |factor|) among kept options."""
+    assert sel.factors is not None
+    cond = 1.0
+    for s, opts in enumerate(kept):
+        mags = [abs(float(sel.factors[s][i])) for i in opts if sel.factors[s][i] != 0]
+        if mags:
+            cond = min(cond, min(mags) / max(mags))
+    return cond
+
+
+def _enumerate_k_best(
+    sel: Selection,
+    kept: Sequence[Sequence[int]],
+    k: int,
+    accept: Callable[[tuple[int, ...]], bool],
+    pool_gap: float | None,
+    out: KBest,
+) -> KBest:
+    """Exact k best by enumerating the kept combinations (for ill-conditioned products)."""
+    import heapq
+    import itertools
+
+    total = math.prod(len(o) for o in kept)
+    if total > ENUMERATION_LIMIT:
+        raise SolverError(
+            f"the accuracy factors span too many orders of magnitude (condition "
+            f"{product_condition(sel, kept):.2g}) for the MILP solvers' tolerances, and exact "
+            f"enumeration would visit {total} combinations (limit {ENUMERATION_LIMIT}); "
+            "use accuracy_method sum or average, normalize_accuracy, or the brute-force optimizer"
+        )
+    out.product_method = "enumeration"
+    lat_bound = _relaxed(sel.latency_bound)
+    pow_bound = _relaxed(sel.power_bound) if sel.power_bound is not None else None
+    heap: list[tuple[float, int, tuple[int, ...]]] = []
+    for n, choice in enumerate(itertools.product(*kept)):
+        if sum(sel.latencies[s][i] for s, i in enumerate(choice)) > lat_bound:
+            continue
+        if pow_bound is not None and sel.powers is not None and \
+                sum(sel.powers[s][i] for s, i in enumerate(choice)) > pow_bound:
+            continue
+        if not accept(choice):
+            out.rejected += 1
+            continue
+        key = (sel.value(choice), -n, choice)
+        if len(heap) < k:
+            heapq.heappush(heap, key)
+        elif key > heap[0]:
+            heapq.heapreplace(heap, key)
+    ranked = [c for _v, _n, c in sorted(heap, reverse=True)]
+    if pool_gap is not None and ranked:
+        best = sel.value(ranked[0])
+        ranked = [c for c in ranked
+                  if sel.value(c) >= best - pool_gap * abs(best) - _REL_TOL * max(1.0, abs(best))]
+    out.choices.extend(ranked)
     return out

@@ -151,6 +151,8 @@ class IlpOptimizer(Optimizer):
         info.update(
             options=result.options, variables=result.kept, solves=result.solves, rejected=result.rejected
         )
+        if result.product_method:
+            info["product_method"] = result.product_method
         return evaluations, info
 
     def selection(self, p: Problem, per_stage: tuple[list[Option], ...], rate_rps: float) -> Selection:

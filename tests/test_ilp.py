@@ -165,6 +165,28 @@ def test_multiply_with_factors_of_any_sign(solver, pipe, negatives, rate, alpha,
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
+def test_multiply_with_factors_below_solver_tolerance_is_still_exact(solver):
+    """Factors 4.25 and -1.2e-7 in one stage (found by hypothesis): a product term of
+    ~3e-8 of the largest is below the MILP tolerances, so the chain would pick a wrong
+    configuration; the optimizer must notice and still return the exact k best."""
+    from helpers import make_pipeline
+
+    rows = lambda v: [(v, 1, b, 0.5 * b, 2.0) for b in (1, 2, 4, 8)]
+    spec = {
+        f"s{i}": {"variants": {f"v{i}_{j}": f for j, f in enumerate(factors)},
+                  "rows": [r for j in range(len(factors)) for r in rows(f"v{i}_{j}")]}
+        for i, factors in enumerate([(4.25, -1.192092896e-07), (4.25, -1.192092896e-07, 4.25),
+                                     (-1.192092896e-07, 4.25, -1.192092896e-07, 4.25)])
+    }
+    p = make_problem(make_pipeline(spec), sla_factor=2, accuracy_method="multiply",
+                     normalize_accuracy=False, allocation_mode="variable", scaling_cap=12,
+                     weights={"alpha": 1.0, "beta": 0.3, "gamma": 0.01})
+    d = ilp(solver).optimize(p, 7.0, None, 3)
+    assert_same_values(d, brute(p, 7.0, 3))
+    assert d.info["product_method"] == "enumeration"
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("method", ["sum", "multiply"])
 def test_video_example_matches_brute_force_and_ipa_reference(solver, method, video_problem):
     """IPA's video weights (gamma 1e-6) at many rates, one decision each, k = 5."""
