@@ -32,7 +32,6 @@ import platform
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 

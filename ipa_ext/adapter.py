@@ -177,14 +177,14 @@ class DecisionMemo:
 # --------------------------------------------------------------------------- the log
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe values: NaN and infinities become None."""
+def json_safe(x: Any) -> Any:
+    """JSON-safe values: NaN and infinities become None, keys become strings."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
@@ -205,7 +205,7 @@ class AdaptationLog:
         try:
             text = json.dumps(record, separators=(",", ":"), allow_nan=False)
         except ValueError:  # NaN or infinity somewhere: write null instead
-            text = json.dumps(_clean(dict(record)), separators=(",", ":"), allow_nan=False)
+            text = json.dumps(json_safe(dict(record)), separators=(",", ":"), allow_nan=False)
         self._f.write(text + "\n")
         self.lines += 1
         now = time.monotonic()

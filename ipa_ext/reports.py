@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .adapter import RunResult
+from .adapter import RunResult, json_safe
 from .backends import Backend
 from .carbon import CarbonIntensity
 from .workloads import Workload
@@ -114,17 +114,9 @@ def summarize(
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(_clean(obj), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(json_safe(obj), indent=2) + "\n", encoding="utf-8")
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
 
 
 def predicted_per_second(result: RunResult, n: int) -> list[float | None]:

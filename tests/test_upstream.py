@@ -22,12 +22,9 @@ from types import SimpleNamespace as NS
 import pytest
 
 from ipa_ext import upstream
-from ipa_ext.errors import ConfigError
 from ipa_ext.model import StageConfig
-from ipa_ext.problem import Problem, Settings
 
 from conftest import ROOT
-from helpers import objectives
 
 PATCHES = sorted((ROOT / "upstream_patches").glob("*.patch"))
 IPA_SRC = os.environ.get("IPA_SRC")

@@ -61,3 +61,15 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def resolve_rate(args: argparse.Namespace, config: Config) -> float:
+    """``--rate`` or the config's ``rate_rps``; one-line errors when missing or negative."""
+    from ..errors import ConfigError
+
+    rate = args.rate if args.rate is not None else config.rate_rps
+    if rate is None:
+        raise ConfigError("no rate given: pass --rate or set rate_rps", path=config.path, where="rate_rps")
+    if rate < 0:
+        raise ConfigError(f"--rate must be >= 0, got {rate:g}")
+    return float(rate)

@@ -9,7 +9,7 @@ from ..config import load_config
 from ..errors import ConfigError
 from ..optimizers import Decision
 from ..problem import Evaluation, Problem
-from .common import load_host, print_json, table, warn_failures
+from .common import load_host, print_json, resolve_rate, table, warn_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,11 +78,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host = load_host(args, config)
     warn_failures(host)
-    rate = args.rate if args.rate is not None else config.rate_rps
-    if rate is None:
-        raise ConfigError("no rate given: pass --rate or set rate_rps", path=config.path, where="rate_rps")
-    if rate < 0:
-        raise ConfigError(f"--rate must be >= 0, got {rate:g}")
+    rate = resolve_rate(args, config)
     overrides: dict[str, Any] = {}
     weights = dict(config.settings.weights)
     for key in ("delta", "epsilon"):

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..config import load_config
 from ..errors import ConfigError, InputError
-from .common import load_host, print_json, table, warn_failures
+from .common import load_host, print_json, resolve_rate, table, warn_failures
 
 DEFAULT_DELTAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -66,11 +66,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host = load_host(args, config)
     warn_failures(host)
-    rate = args.rate if args.rate is not None else config.rate_rps
-    if rate is None:
-        raise ConfigError("no rate given: pass --rate or set rate_rps", path=config.path, where="rate_rps")
-    if rate < 0:
-        raise ConfigError(f"--rate must be >= 0, got {rate:g}")
+    rate = resolve_rate(args, config)
     if not config.pipeline.has_power:
         raise ConfigError(
             "the profiles have no power fields (power_w or energy_j_per_request); nothing to trade",
