@@ -69,3 +69,14 @@ class InfeasibleError(IpaExtError):
     """No configuration satisfies the constraints; the message gives the binding reason."""
 
     exit_code = 1
+
+
+class TransientError(IpaExtError):
+    """A fault that may clear by itself: a server that is down, a timeout, a 5xx, a conflict
+    that kept recurring.
+
+    The adapter loop keeps the current configuration, logs the message and tries
+    again next interval; a one-shot command exits 1 with the message.
+    """
+
+    exit_code = 1

@@ -44,6 +44,7 @@ DISABLE_ENV = "IPA_EXT_DISABLE_PLUGINS"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("objectives", "ipa_ext_plugins.objectives"),
     ("brute_force", "ipa_ext_plugins.brute_force"),
+    ("kepler", "ipa_ext_plugins.kepler"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 
