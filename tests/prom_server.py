@@ -148,9 +148,15 @@ class Counter:
     labels: Mapping[str, str]
     per_s: float
     kind: str = "counter"  # counter | histogram_count
+    restarted_at: float | None = None
+    """Set by :meth:`restart`: the counter counts from zero again from then on."""
 
     def value(self, start: float, now: float) -> float:
-        return self.per_s * (now - start)
+        return self.per_s * (now - (self.restarted_at or start))
+
+    def restart(self) -> None:
+        """Reset to zero now, as a restarted exporter would."""
+        self.restarted_at = time.time()
 
 
 @dataclass(eq=False)
