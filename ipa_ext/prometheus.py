@@ -248,3 +248,71 @@ class RateReader:
         for p in problems:
             log.warning("prometheus: %s", p)
         return RateWindow(self.query, tuple(by_t[t] for t in ts), ts, len(series), dropped, tuple(problems))
+
+
+# --------------------------------------------------------------------------- the config section
+
+PROMETHEUS_KEYS = {
+    "url": "the Prometheus server, e.g. http://prometheus.monitoring:9090 (required)",
+    "rate_query": f"PromQL for the pipeline's request rate (default {DEFAULT_RATE_QUERY})",
+    "step_s": "resolution of the rate series in seconds (default 1, as IPA samples)",
+    "timeout_s": "timeout of one HTTP request (default 5)",
+    "bearer_token_file": "file holding a bearer token for Prometheus (optional)",
+}
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    """The validated ``prometheus:`` config section."""
+
+    url: str
+    rate_query: str = DEFAULT_RATE_QUERY
+    step_s: float = 1.0
+    timeout_s: float = 5.0
+    bearer_token_file: Path | None = None
+    config_path: Path | None = None
+
+    def api(self) -> PrometheusAPI:
+        return PrometheusAPI(self.url, timeout_s=self.timeout_s, bearer_token_file=self.bearer_token_file,
+                             config_path=self.config_path)
+
+    def rate_reader(self, clock: Callable[[], float] = time.time) -> RateReader:
+        return RateReader(self.api(), self.rate_query, step_s=self.step_s, clock=clock)
+
+
+def parse_prometheus_settings(section: Mapping[str, Any] | None, *, path: Path | None = None) -> PrometheusSettings:
+    """Validate the ``prometheus:`` section; errors name the file and field."""
+
+    def err(where: str, msg: str) -> ConfigError:
+        return ConfigError(msg, path=path, where=where)
+
+    if section is None:
+        raise err("prometheus", "missing: the kubernetes backend reads load from Prometheus (set prometheus.url)")
+    if not isinstance(section, Mapping):
+        raise err("prometheus", f"must be a mapping, got {section!r}")
+    for k in section:
+        if k not in PROMETHEUS_KEYS:
+            raise err(f"prometheus.{k}", f"unknown key (known: {', '.join(sorted(PROMETHEUS_KEYS))})")
+    url = section.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise err("prometheus.url", "missing or not a string")
+    query = section.get("rate_query", DEFAULT_RATE_QUERY)
+    if not isinstance(query, str) or not query.strip():
+        raise err("prometheus.rate_query", "must be a PromQL expression")
+    nums = {}
+    for key, default in (("step_s", 1.0), ("timeout_s", 5.0)):
+        v = section.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise err(f"prometheus.{key}", f"must be a number > 0, got {v!r}")
+        nums[key] = float(v)
+    token = section.get("bearer_token_file")
+    token_path = None
+    if token is not None:
+        if not isinstance(token, str) or not token:
+            raise err("prometheus.bearer_token_file", "must be a path")
+        token_path = Path(token).expanduser()
+        if not token_path.is_absolute() and path is not None:
+            token_path = path.parent / token_path
+    settings = PrometheusSettings(url.strip(), query, nums["step_s"], nums["timeout_s"], token_path, path)
+    settings.api()  # checks the URL's shape now
+    return settings

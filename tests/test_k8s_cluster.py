@@ -412,3 +412,25 @@ def test_the_example_pipeline_carries_the_env_vars_the_adapter_changes():
         names = {e["name"] for e in c["env"]}
         assert {"MODEL_VARIANT", "MLSERVER_MODEL_MAX_BATCH_SIZE"} <= names
         assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["cpu"]
+
+
+def test_the_adapter_manifest_uses_the_role_and_its_config_fits_the_example_pipeline(kube, tmp_path):
+    from ipa_ext.config import config_from_mapping
+    from ipa_ext.prometheus import parse_prometheus_settings
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "deploy" / "adapter.yaml").read_text()) if d}
+    sa = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d and d["kind"] == "ServiceAccount")
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == sa["metadata"]["name"]
+    assert pod["containers"][0]["args"][:4] == ["adapt", "/etc/ipa-ext/config.yaml", "--backend", "kubernetes"]
+    raw = yaml.safe_load(docs["ConfigMap"]["data"]["config.yaml"])
+    raw["pipeline"] = str(ROOT / "examples" / "video" / "pipeline.yaml")
+    raw["profiles"] = str(ROOT / "examples" / "video" / "profiles.csv")
+    config = config_from_mapping(raw, tmp_path / "config.yaml")
+    parse_prometheus_settings(config.section("prometheus"), path=config.path)
+    section = {**config.section("kubernetes"), "kubeconfig": str(kube.kubeconfig(tmp_path / "kc", token=TOKEN))}
+    cluster = PipelineCluster.from_settings(parse_settings(section, config.pipeline.stage_names))
+    current = cluster.read_configuration()
+    assert [c.variant for c in current] == ["yolov5n", "resnet18"]
+    for stage, sc in zip(config.pipeline.stages, current):
+        assert sc.variant in stage.variant_names

@@ -141,3 +141,59 @@ def test_config_mistakes_are_caught_before_any_request(tmp_path):
         RateReader(api, "  ")
     with pytest.raises(ConfigError, match="11000 points"):
         api.query_range("up", 0, 20000, 1)
+
+
+# --------------------------------------------------------------------------- the config section
+
+
+def test_settings_build_a_reader_with_a_bearer_token(tmp_path):
+    seen = {}
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            seen["auth"] = self.headers.get("Authorization")
+            seen["body"] = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            body = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"4"],[2,"5"]]}]}}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "token").write_text("s3cret\n")
+        from ipa_ext.prometheus import parse_prometheus_settings
+
+        s = parse_prometheus_settings({"url": f"http://127.0.0.1:{server.server_port}/", "step_s": 2,
+                                       "bearer_token_file": "token", "rate_query": "sum(x)"},
+                                      path=tmp_path / "config.yaml")
+        window = s.rate_reader(clock=lambda: 100.0).read(10)
+        assert window.rates_rps == (4.0, 5.0)
+        assert seen["auth"] == "Bearer s3cret"
+        assert "query=sum%28x%29" in seen["body"] and "step=2" in seen["body"] and "start=90.000" in seen["body"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("section, where, needle", [
+    (None, "prometheus", "missing"),
+    ({}, "prometheus.url", "missing"),
+    ({"url": "localhost:9090"}, "prometheus.url", "not an http"),
+    ({"url": "http://p:9090", "query": "x"}, "prometheus.query", "unknown key"),
+    ({"url": "http://p:9090", "rate_query": ""}, "prometheus.rate_query", "PromQL"),
+    ({"url": "http://p:9090", "step_s": 0}, "prometheus.step_s", "> 0"),
+    ({"url": "http://p:9090", "timeout_s": "5s"}, "prometheus.timeout_s", "> 0"),
+])
+def test_bad_prometheus_settings_name_the_field(tmp_path, section, where, needle):
+    from ipa_ext.prometheus import parse_prometheus_settings
+
+    with pytest.raises(ConfigError) as info:
+        parse_prometheus_settings(section, path=tmp_path / "c.yaml")
+    assert info.value.where == where and needle in str(info.value)
