@@ -134,7 +134,7 @@ def test_auto_prefers_pod_metrics_and_matches_prometheus_elapsed_time(setup):
     src = source(setup)
     r0, r1, prom_elapsed = two_reads(src, setup["prom"])
     assert src._used == "pod"
-    assert r1.joules["crop/package"] == pytest.approx(STAGE_W["crop"] * prom_elapsed, rel=0.02)
+    assert r1.joules["crop/package"] == pytest.approx(STAGE_W["crop"] * prom_elapsed, rel=0.1)
     assert src.stage_joules(r1) == {"crop": r1.joules["crop/package"],
                                     "classification": r1.joules["classification/package"]}
 

@@ -1,7 +1,9 @@
 """The Prometheus client and the request-rate reader against a real Prometheus server.
 
 The server is Debian's ``prometheus`` binary on 127.0.0.1 scraping a small exporter every
-second; the exporter's request counter grows at exactly 20 and 10 requests per second.
+half second; the exporter's request counter grows at exactly 20 and 10 requests per second.
+Reads look at the last 2 s only: near a series' start Prometheus's rate() extrapolates
+partially (by design), so the first points of a new series are not the slope.
 """
 
 from __future__ import annotations
@@ -31,32 +33,33 @@ def prom(tmp_path_factory):
     with main, second:
         targets = {"router": [(main.target, {**ROUTER, "pod": "router-0"}),
                               (second.target, {**ROUTER, "pod": "router-1"})]}
-        with PrometheusServer(tmp_path_factory.mktemp("prom"), targets) as server:
-            # Wait until rate() over 2 s has points: at least three scrapes of both targets.
+        with PrometheusServer(tmp_path_factory.mktemp("prom"), targets, scrape_interval_s=0.5) as server:
+            # Wait until rate() over 2 s has points for both targets, then until the series
+            # are older than a read window plus the rate range.
             server.wait_for('count(rate(input_requests_count[2s]))', lambda r: r and r[0]["value"][1] == "2")
-            time.sleep(3)
+            time.sleep(3.5)
             yield server
 
 
 def test_reads_the_routers_rate_through_promql(prom):
     reader = RateReader(PrometheusAPI(prom.url), 'sum(rate(input_requests_count{pod="router-0"}[2s]))')
-    window = reader.read(4)
+    window = reader.read(2)
     assert window.series == 1 and not window.problems
-    assert 2 <= len(window.rates_rps) <= 5
-    assert all(r == pytest.approx(20.0, rel=0.05) for r in window.rates_rps)
+    assert 2 <= len(window.rates_rps) <= 3
+    assert all(r == pytest.approx(20.0, rel=0.1) for r in window.rates_rps)
     assert list(window.timestamps_s) == sorted(window.timestamps_s)
     assert all(b - a == pytest.approx(1.0) for a, b in zip(window.timestamps_s, window.timestamps_s[1:]))
 
 
 def test_the_default_query_sums_ipas_router_counter(prom):
-    window = RateReader(PrometheusAPI(prom.url), DEFAULT_RATE_QUERY).read(3)
-    assert window.rates_rps and all(r == pytest.approx(30.0, rel=0.05) for r in window.rates_rps)
+    window = RateReader(PrometheusAPI(prom.url), DEFAULT_RATE_QUERY).read(2)
+    assert window.rates_rps and all(r == pytest.approx(30.0, rel=0.1) for r in window.rates_rps)
 
 
 def test_several_series_are_summed_and_said_so(prom):
-    window = RateReader(PrometheusAPI(prom.url), "rate(input_requests_count[2s])").read(3)
+    window = RateReader(PrometheusAPI(prom.url), "rate(input_requests_count[2s])").read(2)
     assert window.series == 2
-    assert all(r == pytest.approx(30.0, rel=0.05) for r in window.rates_rps)
+    assert all(r == pytest.approx(30.0, rel=0.1) for r in window.rates_rps)
     assert "returned 2 series; summed them" in window.problems[0]
 
 

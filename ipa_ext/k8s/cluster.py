@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, TransientError
 from ..model import Configuration, StageConfig
@@ -437,7 +437,3 @@ class PipelineCluster:
 
 class _Rejected(Exception):
     """A 4xx other than 401/403/404/409/429: the server refused this patch; do not retry it."""
-
-
-def stage_names(settings: ClusterSettings) -> Sequence[str]:
-    return [m.stage for m in settings.stages]
