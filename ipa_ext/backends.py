@@ -1,21 +1,115 @@
 """The backend interface: where configurations are applied and load is observed.
 
-Backends are plugins (hook ``register_backends``): the simulation backend
-replays a trace, the kubernetes backend patches a cluster.
+The adapter loop (:mod:`ipa_ext.adapter`) is backend-agnostic. Each step it
+
+1. reads the request-rate history with :meth:`Backend.observe_rates`;
+2. applies the chosen configuration with :meth:`Backend.apply`;
+3. lets one adaptation interval pass with :meth:`Backend.advance`, which returns
+   what happened in it as an :class:`IntervalOutcome`.
+
+Backends are plugins (hook ``register_backends``). A factory receives the
+backend's options (``backend.options`` in the config, over the config section
+named after the backend, e.g. ``simulation:``); :meth:`Backend.start` then
+receives the run's :class:`RunContext`. The simulation backend replays a trace
+on a simulated clock; a live backend (kubernetes) sets ``live = True``, and its
+``advance`` waits in real time, returning early when ``stop`` is set.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from typing import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .model import Configuration
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .problem import Problem
+    from .workloads import Workload
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a backend needs to know about the run it serves."""
+
+    problem: Problem
+    initial: Configuration
+    workload: Workload | None = None
+    """The request series to replay (simulation); live backends observe real load."""
+    base_dir: Path = field(default_factory=Path.cwd)
+    """Where relative paths in the backend's options are resolved."""
+
+
+@dataclass(frozen=True)
+class IntervalOutcome:
+    """What happened between ``start_s`` and ``end_s`` on the backend's clock.
+
+    Counts are requests (the simulation's fluid model makes them real numbers).
+    ``energy_j_by_stage`` is the backend's own energy figure (the simulation's
+    model of the profiles' power fields, quality ``estimated``), or None when the
+    backend has none; the adapter then needs an energy meter.
+    """
+
+    start_s: float
+    end_s: float
+    arrivals: float
+    served: float
+    dropped: float
+    late: float
+    """Served requests whose end-to-end latency exceeded the SLA."""
+    queued: float
+    """Requests still queued at ``end_s``."""
+    busy_cpu_s_by_stage: Mapping[str, float]
+    """Core-seconds spent serving requests, per stage (for energy attribution)."""
+    reserved_core_s_by_stage: Mapping[str, float]
+    """Core-seconds reserved (cpu x replicas x time), per stage."""
+    energy_j_by_stage: Mapping[str, float] | None = None
+    energy_quality: str | None = None
+    energy_source: str | None = None
+    accuracy_pct: float | None = None
+    """Request-weighted pipeline accuracy, percent (mean of the stages' accuracies)."""
+    accuracy: float | None = None
+    """Request-weighted accuracy term of the objective (normalised and combined as configured)."""
+    latency_mean_s: float | None = None
+    latency_max_s: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def energy_j(self) -> float | None:
+        if self.energy_j_by_stage is None:
+            return None
+        return float(sum(self.energy_j_by_stage.values()))
+
+    @property
+    def slo_violations(self) -> float:
+        """Requests that missed the SLA: served late plus dropped."""
+        return self.late + self.dropped
+
 
 class Backend(ABC):
-    """Base class for backends."""
+    """Base class for backends. See the module docstring for the call order."""
 
     name: str = ""
+    live: bool = False
+    """True when time passes in the real world (energy meters then apply)."""
+
+    @abstractmethod
+    def start(self, context: RunContext) -> None:
+        """Prepare the run; the initial configuration is running afterwards."""
+
+    @abstractmethod
+    def now_s(self) -> float:
+        """The backend's clock in seconds since :meth:`start`."""
+
+    @abstractmethod
+    def finished(self) -> bool:
+        """True when there is nothing left to serve (a replayed trace has ended)."""
 
     @abstractmethod
     def observe_rates(self, duration_s: float) -> Sequence[float]:
@@ -23,8 +117,29 @@ class Backend(ABC):
 
     @abstractmethod
     def current_configuration(self) -> Configuration:
-        """The configuration now running, in the optimizer's structure."""
+        """The configuration last applied (the one the pipeline runs or is moving to)."""
 
     @abstractmethod
-    def apply(self, config: Configuration) -> bool:
-        """Apply a configuration; True when every stage changed successfully."""
+    def apply(self, config: Configuration) -> tuple[bool, ...]:
+        """Apply a configuration; one success flag per stage."""
+
+    @abstractmethod
+    def advance(self, duration_s: float, stop: threading.Event | None = None) -> IntervalOutcome:
+        """Let up to ``duration_s`` seconds pass and report them.
+
+        Returns early at the end of a replayed trace, or when ``stop`` is set.
+        """
+
+    def close(self) -> None:
+        """Release resources (default: nothing)."""
+
+    def per_second(self) -> Any:
+        """Per-second records (:class:`ipa_ext.simulator.SecondSeries`) when the backend keeps them.
+
+        Like :meth:`latency_quantiles`, readable after :meth:`close`.
+        """
+        return None
+
+    def latency_quantiles(self, qs: Sequence[float]) -> dict[float, float | None] | None:
+        """End-to-end latency quantiles over the run, when the backend knows them."""
+        return None

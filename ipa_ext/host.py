@@ -44,6 +44,15 @@ DISABLE_ENV = "IPA_EXT_DISABLE_PLUGINS"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("objectives", "ipa_ext_plugins.objectives"),
     ("brute_force", "ipa_ext_plugins.brute_force"),
+    ("predictors", "ipa_ext_plugins.predictors"),
+    ("simulation", "ipa_ext_plugins.simulation"),
+    ("baselines", "ipa_ext_plugins.baselines"),
+    ("infadapter", "ipa_ext_plugins.infadapter"),
+    ("rapl", "ipa_ext_plugins.rapl"),
+    ("perf", "ipa_ext_plugins.perf"),
+    ("nvml", "ipa_ext_plugins.nvml"),
+    ("estimate", "ipa_ext_plugins.estimate"),
+    ("q_learning", "ipa_ext_plugins.q_learning"),
     ("kepler", "ipa_ext_plugins.kepler"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
@@ -152,6 +161,11 @@ class Registry:
                 obj.name = name
             except AttributeError:  # pragma: no cover - read-only attribute
                 pass
+        bind = getattr(obj, "bind_registry", None)
+        if callable(bind):
+            # composite components (a policy delegating to an optimizer chosen by
+            # name) create their parts from this registry
+            bind(self, where)
         return obj
 
     def __iter__(self):

@@ -45,6 +45,9 @@ class Optimizer(ABC):
     """Base class for optimizers. Subclasses implement :meth:`solve`."""
 
     name: str = ""
+    deterministic: bool = False
+    """True when :meth:`solve` depends only on its arguments (no learning, no
+    randomness, no history), so the adapter may memoise its decisions."""
 
     def optimize(
         self,
@@ -59,7 +62,10 @@ class Optimizer(ABC):
         candidates, info = self.solve(problem, rate_rps, current, k)
         reason = None
         if not candidates:
-            reason = "no feasible configuration: " + problem.explain_infeasible(rate_rps, current)
+            # an optimizer may say why itself (e.g. a policy that does not apply)
+            reason = info.get("reason") or (
+                "no feasible configuration: " + problem.explain_infeasible(rate_rps, current)
+            )
         elapsed = time.perf_counter() - start
         return Decision(
             optimizer=self.name,

@@ -436,13 +436,14 @@ class Problem:
         self, rate_rps: float, current: Configuration | None = None
     ) -> tuple[list[Option], ...]:
         """Per-stage option lists at ``rate_rps`` (see :meth:`stage_options`)."""
-        current = self._current(current)
+        current = self.resolve_current(current)
         return tuple(
             self.stage_options(i, rate_rps, current[i] if current else None)
             for i in range(len(self.pipeline.stages))
         )
 
-    def _current(self, current: Configuration | None) -> Configuration | None:
+    def resolve_current(self, current: Configuration | None) -> Configuration | None:
+        """The given configuration, or the initial one; required under a baseline mode."""
         cur = current if current is not None else self.settings.initial
         if self.settings.baseline_mode is not None and cur is None:
             raise ConfigError(
@@ -548,7 +549,7 @@ class Problem:
     def explain_infeasible(self, rate_rps: float, current: Configuration | None = None) -> str:
         """The binding reason no configuration is feasible (best effort, one line)."""
         s = self.settings
-        current = self._current(current)
+        current = self.resolve_current(current)
         for i, stage in enumerate(self.pipeline.stages):
             cur = current[i] if current else None
             choices = self.stage_choices(i, cur)

@@ -24,6 +24,7 @@ from ipa_ext.problem import Evaluation, Problem, within
 
 class BruteForceOptimizer(Optimizer):
     name = "brute-force"
+    deterministic = True
 
     def __init__(self, max_combinations: int = 5_000_000) -> None:
         if max_combinations < 1:

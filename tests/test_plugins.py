@@ -215,3 +215,17 @@ def test_third_party_distribution_is_discovered_and_used(installed_testpdu, tmp_
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, **env}, check=True).stdout.split()
     assert out == ["available", str(1.5 * 3600.0)]
+    # ... and used through the CLI like a built-in source: probed, then measuring a command
+    proc = run_cli("energy", "probe", "--source", "test-pdu", "-o", f"path={counter}", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    probed = json.loads(proc.stdout)
+    assert probed == [{"source": "test-pdu", "plugin": "testpdu", "status": "available",
+                       "detail": f"counter file {counter}", "hint": "", "quality": "measured",
+                       "domains": [{"id": "pdu0/outlet", "kind": "outlet", "parent": None}]}]
+    draw = f"open({str(counter)!r}, 'w').write('1.6\\n')"  # the command draws 0.1 Wh
+    proc = run_cli("energy", "measure", "--source", "test-pdu", "-o", f"path={counter}", "--json",
+                   "--", sys.executable, "-c", draw, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["domains"][0]["id"] == "pdu0/outlet" and rep["domains"][0]["source"] == "test-pdu"
+    assert rep["total_j"] == pytest.approx(0.1 * 3600.0) and rep["quality"] == "measured"

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         host.registry.get("backend", config.backend.name)
     for spec in config.energy_sources:
         host.registry.get("energy source", spec.name)
+    _check_loop_sections(config, host)
     base = problem.base_allocations() if problem.settings.allocation_mode == "base" else None
     summary = {
         "config": str(config.path),
@@ -90,3 +91,15 @@ def _ipa(args: argparse.Namespace, data) -> int:
         print(f"unknown keys (ignored): {', '.join(ipa.unknown)}")
     print("To use it, write an ipa-ext config with 'from_ipa:', 'pipeline:' and 'profiles:'.")
     return 0
+
+
+def _check_loop_sections(config, host) -> None:
+    """The adaptation-loop sections, when present, must build (same errors as simulate)."""
+    from ..runner import adapter_settings, build_forecaster
+    from ..workloads import from_section
+
+    if any(k in config.raw for k in ("predictor", "adaptation")):
+        _, monitoring, _ = build_forecaster(host, config)
+        adapter_settings(config, monitoring)
+    if config.raw.get("workload") is not None:
+        from_section(config.section("workload"), config.base_dir, config.path)

@@ -1,5 +1,21 @@
-"""Energy measurement: the energy-source interface and its value types."""
+"""Energy measurement: the source interface, the meter, attribution to stages and export.
 
-from .source import Domain, EnergySource, ProbeResult, Quality, Reading, Status
+Sources (RAPL, perf, NVML, estimate and third-party ones) are plugins; see
+:mod:`ipa_ext.energy.source`. :mod:`ipa_ext.energy.meter` turns readings into
+windows and interval series, :mod:`ipa_ext.energy.attribution` splits a shared
+device's energy over pipeline stages, :mod:`ipa_ext.energy.export` exposes it
+to Prometheus.
+"""
 
-__all__ = ["Domain", "EnergySource", "ProbeResult", "Quality", "Reading", "Status"]
+from .source import (
+    Domain,
+    EnergySource,
+    EnergySourceError,
+    ProbeResult,
+    Quality,
+    Reading,
+    Status,
+    root_domains,
+)
+
+__all__ = ["Domain", "EnergySource", "EnergySourceError", "ProbeResult", "Quality", "Reading", "Status", "root_domains"]

@@ -12,9 +12,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
+
+from ..errors import IpaExtError
 
 Quality = Literal["measured", "estimated"]
+
+
+class EnergySourceError(IpaExtError):
+    """A source cannot measure here (not available, or it failed while running).
+
+    The message is one line: the source, what went wrong and the fix hint.
+    """
+
+    exit_code = 1
 
 
 class Status(str, Enum):
@@ -57,6 +68,11 @@ class Reading:
     quality: Quality
     gaps: tuple[str, ...] = field(default=())
     """Domains whose counter could not be read or went backwards this time."""
+    gap_s: Mapping[str, float] = field(default_factory=dict)
+    """Cumulative seconds per domain that the joules do not cover (unreadable
+    file, counter that went backwards, ambiguous wrap). Windows compare this
+    between their two readings to flag incomplete totals; a domain missing
+    here has no gaps."""
 
 
 class EnergySource(ABC):
@@ -81,3 +97,14 @@ class EnergySource(ABC):
 
     def close(self) -> None:
         """Release background samplers or child processes (default: nothing)."""
+
+
+def root_domains(domains: Iterable[Domain]) -> list[Domain]:
+    """The domains no other listed domain contains: the ones whose joules may be summed.
+
+    Overlapping zones (psys ⊇ package ⊇ core) are never summed; a total over a
+    source is the sum over its roots only.
+    """
+    doms = list(domains)
+    ids = {d.id for d in doms}
+    return [d for d in doms if d.parent is None or d.parent not in ids]

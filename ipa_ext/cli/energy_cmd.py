@@ -1,0 +1,331 @@
+"""``ipa-ext energy probe | measure | report | serve``: energy sources, measuring a command, reading logs, exporting.
+
+- ``probe``: every source, its status (available, absent, permission,
+  virtualised), its domains and a fix hint;
+- ``measure -- CMD ARGS...``: runs CMD (no shell) and prints, like
+  ``perf stat``, joules and average watts per domain, the duration and the
+  quality; passes CMD's exit code through;
+- ``report LOG``: totals, mean and peak watts per event and interval
+  statistics of a perf interval log or an ipa-ext interval CSV;
+- ``serve --port P``: Prometheus metrics of the chosen sources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Sequence
+
+import yaml
+
+from ..config import load_config
+from ..energy.logs import load_log, log_rows, write_interval_csv
+from ..energy.meter import IntervalSampler, Measurement, Meter
+from ..energy.report import format_report, plot_power, summarise
+from ..energy.select import choose, create
+from ..energy.source import Status
+from ..errors import ConfigError, IpaExtError
+from .common import load_host, print_json, table, warn_failures
+
+
+class CommandError(IpaExtError):
+    """The measured command could not be started (exit code 127 or 126, as a shell gives)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("energy", help="energy sources: probe, measure a command, report a log, serve metrics")
+    esub = p.add_subparsers(dest="energy_command", metavar="SUBCOMMAND")
+    esub.required = True
+
+    def source_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--source", action="append", default=[], metavar="S",
+                       help="energy source name (repeatable; default: the best available)")
+        q.add_argument("-o", "--source-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option of the source (NAME.KEY=VALUE when several are named); YAML values")
+        q.add_argument("--config", help="take sources and plugins from this config's energy section")
+
+    q = esub.add_parser("probe", help="every energy source, its status, domains and a fix hint")
+    source_args(q)
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=run_probe)
+
+    q = esub.add_parser("measure", help="run a command and print its energy, like perf stat",
+                        usage="ipa-ext energy measure [options] -- CMD [ARGS...]")
+    source_args(q)
+    q.add_argument("--interval", type=int, metavar="MS", help="also sample every MS milliseconds (power time series)")
+    q.add_argument("--json", action="store_true", help="print JSON on stdout instead of the table on stderr")
+    q.add_argument("--csv", metavar="FILE", help="write per-interval energy to FILE (default interval 1000 ms)")
+    q.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments, after --")
+    q.set_defaults(func=run_measure)
+
+    q = esub.add_parser("report", help="summarise a perf interval log or an ipa-ext interval CSV")
+    q.add_argument("log", help="perf stat -I output (human or -x, CSV; gzip ok) or an ipa-ext CSV")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--csv", metavar="FILE", help="write per-interval energy and power to FILE")
+    q.add_argument("--plot", metavar="FILE", help="write a PNG of power over time (needs the plot extra)")
+    q.set_defaults(func=run_report)
+
+    q = esub.add_parser("serve", help="serve Prometheus energy metrics over HTTP")
+    source_args(q)
+    q.add_argument("--port", type=int, required=True, help="TCP port (0: any free port, printed)")
+    q.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    q.add_argument("--interval", type=int, default=1000, metavar="MS", help="sampling interval (default 1000)")
+    q.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until interrupted)")
+    q.set_defaults(func=run_serve)
+
+
+# --------------------------------------------------------------------------- sources
+def _parse_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for raw in args.source_option:
+        if "=" not in raw:
+            raise ConfigError(f"expected KEY=VALUE, got {raw!r}", where="--source-option")
+        lhs, value = raw.split("=", 1)
+        target, key = None, lhs
+        for n in names:
+            if lhs.startswith(n + "."):
+                target, key = n, lhs[len(n) + 1:]
+        if target is None:
+            if len(names) != 1:
+                raise ConfigError(f"{raw!r}: name the source (NAME.KEY=VALUE) "
+                                  + ("when several are chosen" if names else "and choose it with --source"),
+                                  where="--source-option")
+            target = names[0]
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            parsed = value
+        out.setdefault(target, {})[key] = parsed
+    return out
+
+
+def _sources_from_args(args: argparse.Namespace):
+    config = load_config(args.config) if args.config else None
+    host = load_host(args, config)
+    warn_failures(host)
+    names = list(args.source)
+    options = _parse_options(args, names)
+    if not names and config is not None and config.energy_sources:
+        names = [s.name for s in config.energy_sources]
+        for s in config.energy_sources:
+            options.setdefault(s.name, dict(s.options))
+    return host, choose(host, names, options)
+
+
+# --------------------------------------------------------------------------- probe
+def run_probe(args: argparse.Namespace) -> int:
+    config = load_config(args.config) if args.config else None
+    host = load_host(args, config)
+    warn_failures(host)
+    names = list(args.source) or host.registry.names("energy source")
+    options = _parse_options(args, names) if args.source_option else {}
+    if config is not None:
+        for s in config.energy_sources:
+            options.setdefault(s.name, dict(s.options))
+    rows = []
+    for n in names:
+        entry: dict[str, Any] = {"source": n, "plugin": host.registry.get("energy source", n).plugin}
+        try:
+            src = create(host, n, options.get(n))
+        except ConfigError as exc:
+            entry.update(status="needs options", detail=str(exc), hint="give its options with -o KEY=VALUE",
+                         quality=None, domains=[])
+            rows.append(entry)
+            continue
+        try:
+            res = src.probe()
+            entry.update(status=res.status.value, detail=res.detail, hint=res.hint, quality=src.quality)
+            doms: list[dict[str, Any]] = []
+            if res.status is Status.AVAILABLE:
+                try:
+                    doms = [{"id": d.id, "kind": d.kind, "parent": d.parent} for d in src.domains()]
+                except Exception as exc:  # a source that probes fine but cannot list domains
+                    entry["detail"] += f" (domains failed: {exc})"
+            entry["domains"] = doms
+        finally:
+            src.close()
+        rows.append(entry)
+    if args.json:
+        print_json(rows)
+        return 0
+    out = []
+    for r in rows:
+        doms = ", ".join(d["id"] + (f" (in {d['parent']})" if d["parent"] else "") for d in r["domains"]) or "-"
+        out.append([r["source"], r["status"], r["quality"] or "-", doms])
+    print(table(["source", "status", "quality", "domains"], out))
+    for r in rows:
+        line = f"{r['source']}: {r['detail']}" if r["detail"] else r["source"]
+        if r["hint"] and r["status"] != "available":
+            line += f"\n    hint: {r['hint']}"
+        print(line)
+    return 0
+
+
+# --------------------------------------------------------------------------- measure
+def _format_cmd(cmd: Sequence[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def _measurement_rows(intervals: Sequence[Measurement], t0: float) -> list[dict[str, Any]]:
+    rows = []
+    for m in intervals:
+        end = m.start_s + m.duration_s - t0
+        for d in m.domains:
+            gap = m.gap_s.get(d.id, 0.0)
+            rows.append({"time_s": f"{end:.6f}", "interval_s": f"{m.duration_s:.6f}", "source": m.source_of[d.id],
+                         "event": d.id, "domain": d.id, "parent": d.parent,
+                         "energy_j": repr(m.energy_j.get(d.id, 0.0)), "power_w": f"{m.power_w(d.id):.6g}",
+                         "quality": m.domain_quality[d.id], "gap_s": f"{gap:.6g}"})
+    return rows
+
+
+def _print_measurement(cmd: Sequence[str], m: Measurement, notes: Sequence[str], code: int) -> None:
+    err = sys.stderr
+    srcs = ", ".join(dict.fromkeys(m.source_of.values()))
+    print(f"\n Energy counter stats for '{_format_cmd(cmd)}' (source: {srcs}; {m.quality}):\n", file=err)
+    ids = {d.id for d in m.domains}
+    for d in m.domains:
+        j = m.energy_j.get(d.id, 0.0)
+        inside = f"  (in {d.parent})" if d.parent in ids else ""
+        gap = f"  gap {m.gap_s[d.id]:.3g} s" if d.id in m.gap_s else ""
+        print(f" {j:16.2f} J   {d.id:<16} # {m.power_w(d.id):9.2f} W  {m.domain_quality[d.id]}{inside}{gap}", file=err)
+    print(f"\n {m.duration_s:16.9f} seconds time elapsed", file=err)
+    roots = [d.id for d in m.domains if d.parent not in ids]
+    print(f" {m.total_j:16.2f} J total ({' + '.join(roots)}), {m.total_power_w:.2f} W average\n", file=err)
+    if m.below_resolution:
+        print(f"ipa-ext: warning: the command ran {m.duration_s:.3g} s, shorter than the source resolution "
+              f"{m.resolution_s:.3g} s: these joules are not meaningful", file=err)
+    for d, g in m.gap_s.items():
+        print(f"ipa-ext: warning: {d}: {g:.3g} s not covered (counter unreadable or went backwards); "
+              "its joules are a lower bound", file=err)
+    for n in notes:
+        print(f"ipa-ext: note: {n}", file=err)
+    if code != 0:
+        print(f"ipa-ext: note: the command exited with status {code}", file=err)
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise ConfigError("no command given: ipa-ext energy measure [options] -- CMD [ARGS...]", where="CMD")
+    if args.interval is not None and args.interval <= 0:
+        raise ConfigError("must be a positive number of milliseconds", where="--interval")
+    host, choice = _sources_from_args(args)
+    meter = Meter(choice.sources)
+    try:
+        meter.snapshot()  # start pollers and child processes before the command starts
+        interval_ms = args.interval or (1000 if args.csv else None)
+        sampler = IntervalSampler(meter, interval_ms / 1000.0).start() if interval_ms else None
+        meter.begin("command")
+        try:
+            proc = subprocess.Popen(cmd)
+        except FileNotFoundError:
+            meter.cancel("command")
+            raise CommandError(f"cannot run {cmd[0]!r}: command not found", 127) from None
+        except OSError as exc:
+            meter.cancel("command")
+            raise CommandError(f"cannot run {cmd[0]!r}: {exc.strerror or exc}", 126) from None
+        while True:
+            try:
+                rc = proc.wait()
+                break
+            except KeyboardInterrupt:  # the terminal sent SIGINT to the command too; wait for it
+                continue
+        m = meter.end("command", settle=True)
+        intervals = sampler.stop() if sampler is not None else []
+    finally:
+        meter.close()
+    code = 128 - rc if rc < 0 else rc
+    if args.csv:
+        t0 = intervals[0].start_s if intervals else m.start_s
+        write_interval_csv(args.csv, _measurement_rows(intervals, t0))
+    if args.json:
+        out = {"command": cmd, "exit_code": code, **m.as_dict(), "notes": list(choice.notes)}
+        if intervals:
+            t0 = intervals[0].start_s
+            out["intervals"] = [{"time_s": i.start_s + i.duration_s - t0, "interval_s": i.duration_s,
+                                 "energy_j": dict(i.energy_j), "power_w": {d.id: i.power_w(d.id) for d in i.domains},
+                                 "gap_s": dict(i.gap_s)} for i in intervals]
+        print_json(out)
+    else:
+        _print_measurement(cmd, m, choice.notes, code)
+    return code
+
+
+# --------------------------------------------------------------------------- report
+def run_report(args: argparse.Namespace) -> int:
+    log = load_log(args.log)
+    summary = summarise(log)
+    if args.csv:
+        write_interval_csv(args.csv, log_rows(log))
+    if args.plot:
+        plot_power(log, args.plot)
+    if args.json:
+        print_json(summary)
+    else:
+        print(format_report(summary))
+    for w in log.warnings:
+        print(f"ipa-ext: warning: {args.log}: {w}", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- serve
+def run_serve(args: argparse.Namespace) -> int:
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    from ..energy.export import EnergyMetrics, new_registry
+
+    if args.interval <= 0:
+        raise ConfigError("must be a positive number of milliseconds", where="--interval")
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *a: Any) -> None:  # noqa: A002 - wsgiref's name
+            pass
+
+    host, choice = _sources_from_args(args)
+    meter = Meter(choice.sources)
+    metrics = EnergyMetrics()
+    try:
+        httpd = make_server(args.bind, args.port, make_wsgi_app(new_registry(metrics)), Server, handler_class=Quiet)
+    except OSError as exc:
+        meter.close()
+        raise ConfigError(f"cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}", where="--port") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    web = threading.Thread(target=httpd.serve_forever, name="ipa-ext-metrics", daemon=True)
+    web.start()
+    sampler = IntervalSampler(meter, args.interval / 1000.0, on_interval=metrics.observe).start()
+    srcs = ", ".join(s.name for s in choice.sources)
+    print(f"serving http://{args.bind}:{httpd.server_port}/metrics (sources: {srcs}; every {args.interval} ms)",
+          flush=True)
+    for n in choice.notes:
+        print(f"ipa-ext: note: {n}", file=sys.stderr, flush=True)
+    try:
+        stop.wait(args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sampler.stop(final=False)
+        httpd.shutdown()
+        httpd.server_close()
+        meter.close()
+    for e in sampler.errors[:3]:
+        print(f"ipa-ext: warning: sampling failed: {e}", file=sys.stderr)
+    return 0

@@ -1,0 +1,113 @@
+"""CPU time in seconds: the whole system (``/proc/stat``), a process tree (``/proc/<pid>/stat``) or a cgroup v2 (``cpu.stat``).
+
+The estimate source multiplies it by watts per CPU; attribution splits a
+shared CPU's energy by it. Every reader takes its root (``/proc``, the
+cgroup directory) as a parameter so tests can point it at files they write.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class SystemCpu:
+    """Cumulative CPU seconds over all CPUs since boot, and how many CPUs there are."""
+
+    busy_s: float
+    idle_s: float
+    cpus: int
+
+
+def system_cpu(proc: str | Path = "/proc") -> SystemCpu:
+    """Busy (user+nice+system+irq+softirq) and idle (idle+iowait) seconds from ``/proc/stat``.
+
+    Steal time is neither: it is time the hypervisor gave to someone else.
+    """
+    path = Path(proc) / "stat"
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    busy = idle = None
+    cpus = 0
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            f = line.split()[1:]
+            try:
+                v = [int(x) for x in f[:8]] + [0] * max(0, 8 - len(f))
+            except ValueError:
+                raise InputError("the 'cpu' line is not numbers", path=path, where="cpu") from None
+            user, nice, system, idl, iowait, irq, softirq, _steal = v[:8]
+            busy = (user + nice + system + irq + softirq) / CLK_TCK
+            idle = (idl + iowait) / CLK_TCK
+        elif line.startswith("cpu") and line[3:4].isdigit():
+            cpus += 1
+    if busy is None or idle is None:
+        raise InputError("no aggregate 'cpu' line", path=path, where="cpu")
+    return SystemCpu(busy, idle, max(cpus, 1))
+
+
+def _stat_fields(text: str) -> list[str]:
+    # the command name is in parentheses and may contain spaces or parentheses
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_tree_cpu_s(pid: int, proc: str | Path = "/proc") -> float:
+    """CPU seconds of ``pid`` and all its descendants, including children they have reaped.
+
+    Sums utime+stime+cutime+cstime over the live tree: a process that exited
+    and was waited for counts in its parent's cutime/cstime, so it is counted
+    once. Raises :class:`ProcessLookupError` when ``pid`` does not exist.
+    """
+    root = Path(proc)
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.scandir(root):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(os.path.join(entry.path, "stat")) as fh:
+                f = _stat_fields(fh.read())
+        except (OSError, ValueError):
+            continue  # exited while we looked
+        try:
+            p = int(entry.name)
+            parents[p] = int(f[1])
+            times[p] = sum(int(x) for x in f[11:15]) / CLK_TCK
+        except (IndexError, ValueError):
+            continue
+    if pid not in times:
+        raise ProcessLookupError(pid)
+    children: dict[int, list[int]] = {}
+    for p, pp in parents.items():
+        children.setdefault(pp, []).append(p)
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        total += times.get(p, 0.0)
+        stack.extend(children.get(p, ()))
+    return total
+
+
+def cgroup_cpu_s(cgroup_dir: str | Path) -> float:
+    """``usage_usec`` of a cgroup v2 ``cpu.stat``, in seconds (covers every process the cgroup ever held)."""
+    path = Path(cgroup_dir) / "cpu.stat"
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "usage_usec":
+            try:
+                return int(parts[1]) / 1e6
+            except ValueError:
+                raise InputError(f"not an integer: {parts[1]!r}", path=path, where="usage_usec") from None
+    raise InputError("no usage_usec line (is this a cgroup v2 cpu.stat?)", path=path, where="usage_usec")
