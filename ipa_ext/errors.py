@@ -80,3 +80,5 @@ class TransientError(IpaExtError):
     """
 
     exit_code = 1
+    component = ""
+    """What failed (``kubernetes``, ``prometheus``), for metrics and the log."""

@@ -54,6 +54,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("estimate", "ipa_ext_plugins.estimate"),
     ("q_learning", "ipa_ext_plugins.q_learning"),
     ("kepler", "ipa_ext_plugins.kepler"),
+    ("kubernetes", "ipa_ext_plugins.kubernetes"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 

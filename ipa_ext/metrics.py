@@ -20,8 +20,10 @@ metric                                      type       meaning
 ==========================================  =========  ===============================================
 
 Energy counters and power gauges (``ipa_ext_energy_joules_total``, ``ipa_ext_power_watts``)
-come from the energy collector, added with :meth:`AdapterMetrics.add_collector`. Labels are
-stage names, objective names and fixed outcome words, so cardinality stays low.
+come from the energy collector (:class:`ipa_ext.energy.export.EnergyMetrics`), added with
+:meth:`AdapterMetrics.add_collector`. :meth:`AdapterMetrics.record_step` updates everything
+from one adaptation-log line, so the metrics say what the log says. Labels are stage names,
+objective names and fixed outcome words, so cardinality stays low.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ from typing import Any, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
-from .model import Configuration
+from .model import Configuration, StageConfig
+
+ENERGY_DOMAIN = "all"
+"""The ``domain`` label of per-interval energy from the loop: the sum over the sources' root
+domains (the machine's package and DRAM, or the pipeline's pods for Kepler)."""
 
 DECISION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 OUTCOMES = ("applied", "unchanged", "partial", "failed", "infeasible", "skipped")
@@ -122,6 +128,53 @@ class AdapterMetrics:
 
     def record_fault(self, component: str) -> None:
         self.faults.labels(component).inc()
+
+    def record_step(self, record: Mapping[str, Any], energy: Any = None) -> None:
+        """Every metric from one adaptation-log line (:class:`ipa_ext.adapter.Adapter`'s ``on_record``).
+
+        ``energy`` is an :class:`~ipa_ext.energy.export.EnergyMetrics` that receives the
+        interval's joules per stage (domain ``all``); faults are counted by the caller
+        (:meth:`record_fault`), as they also happen outside steps.
+        """
+        d = record.get("decision") or {}
+        kind = d.get("kind")
+        if kind == "optimizer" and not d.get("memoised") and d.get("decision_time_s") is not None:
+            self.record_decision(str(d.get("optimizer")), float(d["decision_time_s"]))
+        mon = record.get("monitored") or {}
+        self.record_rates(mon.get("last_rps"), record.get("predicted_rps"))
+        cfg = record.get("config")
+        if cfg:
+            self.record_configuration(tuple(
+                StageConfig(str(c["variant"]), float(c["cpu"]), int(c["batch"]), int(c["replicas"]))
+                for c in (cfg[s] for s in self.stages)))
+        obj = record.get("objective")
+        if obj:
+            self.record_objective(obj.get("value"), obj.get("terms") or {})
+        if kind == "optimizer" and record.get("fault") is None:
+            ok = list(record.get("change_successful") or [])
+            failed = [s for s, good in zip(self.stages, ok) if not good]
+            if not d.get("feasible"):
+                self.record_outcome("infeasible")
+            elif failed:
+                self.record_outcome("failed" if len(failed) == len(self.stages) else "partial", failed)
+            else:
+                self.record_outcome("applied" if d.get("config_changed") else "unchanged")
+        elif record.get("fault") is not None:
+            self.record_outcome("skipped")
+        e = record.get("energy")
+        if energy is not None and e:
+            iv = record.get("interval") or {}
+            span = float(iv.get("end_s", 0.0)) - float(iv.get("start_s", 0.0))
+            source, quality = str(e.get("source")), str(e.get("quality"))
+            parts = dict(e.get("stages_j") or {})
+            for extra in ("idle", "unattributed"):
+                if e.get(f"{extra}_j") is not None:
+                    parts[extra] = e[f"{extra}_j"]
+            parts[""] = e.get("total_j", 0.0)
+            for stage, j in parts.items():
+                j = max(0.0, float(j))
+                energy.add(source, ENERGY_DOMAIN, j, j / span if span > 0 else None, stage=stage,
+                           quality=quality)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> MetricsServer:
         """Serve ``/metrics`` over HTTP (port 0 picks a free port)."""

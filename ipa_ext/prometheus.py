@@ -44,6 +44,8 @@ class PromQLError(ConfigError):
 class PrometheusUnavailable(TransientError):
     """Prometheus could not be reached, timed out or failed; try again later."""
 
+    component = "prometheus"
+
 
 @dataclass(frozen=True)
 class Series:

@@ -13,7 +13,8 @@ list with the stage's selector). It reads, in order of preference:
 Only the package zone is used. Zones overlap (package contains core and uncore) and are
 never summed. Counters are followed series by series: a restart (a value that went down)
 counts from zero, a series that appears after the first read counts in full, and a failed
-read keeps the totals and flags the stages as gaps. The joules are ``measured`` (Kepler
+read keeps the totals and flags the stages as gaps (a configuration problem, such as a
+Role without ``list`` on pods, is an error on the first read only). The joules are ``measured`` (Kepler
 0.10+ reads RAPL); set ``quality: estimated`` where Kepler runs its power model instead
 (pre-0.10 on machines without RAPL).
 """
@@ -75,6 +76,7 @@ class KeplerSource(EnergySource):
         kubeconfig: str | None = None,
         context: str | None = None,
         in_cluster: str = "auto",
+        bearer_token_file: str | None = None,
         *,
         api: PrometheusAPI | None = None,
         pods: PodLister | None = None,
@@ -87,7 +89,8 @@ class KeplerSource(EnergySource):
             raise ValueError("url (the Prometheus server with Kepler's metrics) is required")
         if not stages:
             raise ValueError("stages (stage -> pod label selector) is required")
-        self.api = api or PrometheusAPI(str(url), timeout_s=timeout_s, where="kepler")
+        self.api = api or PrometheusAPI(str(url), timeout_s=timeout_s, bearer_token_file=bearer_token_file,
+                                        where="kepler")
         self.stages: dict[str, Selector] = {}
         for stage, sel in stages.items():
             self.stages[str(stage)] = sel if isinstance(sel, Selector) else parse_selector(str(sel))
@@ -178,12 +181,14 @@ class KeplerSource(EnergySource):
             try:
                 pods = {stage: list(self._pod_lister()(sel)) for stage, sel in self.stages.items()}
                 series, metric = self._read_series(pods)
-            except ConfigError:
-                raise
+            except ConfigError as exc:
+                if self._first:  # a wrong query or a Role without pods: say so at once
+                    raise
+                log.warning("kepler: read failed, stages flagged as gaps: %s", exc)
+                return self._gap_reading(now)
             except IpaExtError as exc:
                 log.warning("kepler: read failed, stages flagged as gaps: %s", exc)
-                return Reading(now, dict(self._joules()), self.quality,  # type: ignore[arg-type]
-                               gaps=tuple(f"{s}/{ZONE}" for s in self.stages))
+                return self._gap_reading(now)
             index: dict[str, str] = {}
             for stage, ps in pods.items():
                 for p in ps:
@@ -211,6 +216,11 @@ class KeplerSource(EnergySource):
             self._last = seen
             self._first = False
             return Reading(now, dict(self._joules()), self.quality)  # type: ignore[arg-type]
+
+    def _gap_reading(self, now: float) -> Reading:
+        """The totals so far, every stage flagged as a gap (a failed read)."""
+        return Reading(now, dict(self._joules()), self.quality,  # type: ignore[arg-type]
+                       gaps=tuple(f"{s}/{ZONE}" for s in self.stages))
 
     def _read_series(self, pods: Mapping[str, list[Mapping[str, Any]]]) -> tuple[list[Series], str]:
         if self._used is not None:

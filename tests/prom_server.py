@@ -168,12 +168,16 @@ class Exporter:
     counters: list[Counter] = field(default_factory=list)
     gauges: list[tuple[str, Mapping[str, str], float]] = field(default_factory=list)
     start: float = field(default_factory=time.time)
+    timestamps: bool = False
+    """Stamp every sample with the time its value was computed (to the millisecond), so
+    Prometheus stores that time and rates are exact however late the scrape ran."""
     port: int = 0
     _server: Any = None
     _thread: Any = None
 
     def collect(self) -> Iterable[Any]:
-        now = time.time()
+        now = round(time.time(), 3)
+        ts = now if self.timestamps else None
         by_name: dict[tuple[str, str, tuple[str, ...]], Any] = {}
         for c in self.counters:
             keys = tuple(sorted(c.labels))
@@ -187,9 +191,10 @@ class Exporter:
             fam = by_name[fam_key]
             v = c.value(self.start, now)
             if c.kind == "histogram_count":
-                fam.add_metric([c.labels[k] for k in keys], buckets=[("+Inf", v)], sum_value=v * 0.1)
+                fam.add_metric([c.labels[k] for k in keys], buckets=[("+Inf", v)], sum_value=v * 0.1,
+                               timestamp=ts)
             else:
-                fam.add_metric([c.labels[k] for k in keys], v)
+                fam.add_metric([c.labels[k] for k in keys], v, timestamp=ts)
         yield from by_name.values()
         for name, labels, value in self.gauges:
             g = GaugeMetricFamily(name, "test gauge", labels=sorted(labels))

@@ -42,6 +42,8 @@ class KubeCredentialsError(ConfigError):
 class KubeUnavailable(TransientError):
     """The API server could not be reached or kept failing (timeouts, 429, 5xx, 409)."""
 
+    component = "kubernetes"
+
 
 @dataclass(frozen=True)
 class StageResult:

@@ -40,6 +40,8 @@ TOP_KEYS = {
     "request_timeout_s": "timeout of one API request (default 10)",
     "retry": "{attempts, backoff_s, max_backoff_s} for 409 conflicts, 429 and 5xx",
     "field_manager": "field manager recorded on patches (default ipa-ext)",
+    "max_failed_intervals": "intervals in a row a mid-run 401, 403 or missing workload may last "
+                            "before the run ends (default 3)",
     "defaults": "stage settings shared by every stage (any key of a stage)",
     "stages": "per-stage workload mapping: {stage: {kind, name | selector, ...}}",
 }
@@ -101,6 +103,7 @@ class ClusterSettings:
     request_timeout_s: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     field_manager: str = "ipa-ext"
+    max_failed_intervals: int = 3
     config_path: Path | None = None
 
     def stage(self, name: str) -> StageMapping:
@@ -200,6 +203,8 @@ def parse_settings(
         max_backoff_s=r.number(retry_raw.get("max_backoff_s", 8.0), "kubernetes.retry.max_backoff_s"),
     )
     field_manager = r.string(sec.get("field_manager", "ipa-ext"), "kubernetes.field_manager")
+    max_failed = r.number(sec.get("max_failed_intervals", 3), "kubernetes.max_failed_intervals",
+                          integer=True, minimum=1)
 
     defaults = r.mapping(sec.get("defaults"), "kubernetes.defaults")
     r.unknown(defaults, STAGE_KEYS, "kubernetes.defaults")
@@ -286,5 +291,6 @@ def parse_settings(
         request_timeout_s=timeout,
         retry=retry,
         field_manager=field_manager,
+        max_failed_intervals=max_failed,
         config_path=path,
     )
