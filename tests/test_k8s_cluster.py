@@ -434,3 +434,12 @@ def test_the_adapter_manifest_uses_the_role_and_its_config_fits_the_example_pipe
     assert [c.variant for c in current] == ["yolov5n", "resnet18"]
     for stage, sc in zip(config.pipeline.stages, current):
         assert sc.variant in stage.variant_names
+    # every section the adapter reads is valid for ipa-ext adapt --backend kubernetes
+    from ipa_ext.host import load_plugins
+    from ipa_ext.runner import prepare
+
+    prepared = prepare(config, load_plugins(), backend="kubernetes")
+    assert prepared.settings.interval_s == 10 and prepared.predictor_desc["name"] == "moving-window-max"
+    assert prepared.backend_spec.options["prometheus"]["url"] == "http://prometheus.monitoring:9090"
+    assert pod["containers"][0]["args"][-2:] == ["--out", "/tmp/ipa-ext"]
+    assert {"mountPath": "/tmp", "name": "tmp"} in pod["containers"][0]["volumeMounts"]
