@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "fake_nvml"))
 
-from fake_powercap import server_tree  # noqa: E402
+from ipa_ext.testing.powercap import server_tree  # noqa: E402
 
 from ipa_ext.energy import Domain, EnergySource, ProbeResult, Reading, Status  # noqa: E402
 from ipa_ext.energy.meter import Meter  # noqa: E402

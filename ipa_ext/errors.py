@@ -82,3 +82,9 @@ class TransientError(IpaExtError):
     exit_code = 1
     component = ""
     """What failed (``kubernetes``, ``prometheus``), for metrics and the log."""
+
+
+class SolverError(IpaExtError):
+    """A MILP solver failed or stopped early (not: the problem is infeasible)."""
+
+    exit_code = 3

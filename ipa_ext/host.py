@@ -53,6 +53,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("nvml", "ipa_ext_plugins.nvml"),
     ("estimate", "ipa_ext_plugins.estimate"),
     ("q_learning", "ipa_ext_plugins.q_learning"),
+    ("ilp", "ipa_ext_plugins.ilp"),
+    ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
     ("kepler", "ipa_ext_plugins.kepler"),
     ("kubernetes", "ipa_ext_plugins.kubernetes"),
 )
@@ -193,6 +195,29 @@ class PluginHost:
             if r.name == name:
                 return r
         raise KeyError(name)
+
+    def add_plugin(self, obj: Any, name: str, origin: str = "added at run time") -> PluginRecord:
+        """Register a plugin object (a module or any object with hook implementations).
+
+        Failures are recorded like any other plugin's (raised under ``strict``).
+        """
+        if any(r.name == name for r in self.records):
+            raise PluginError(f"a plugin named {name!r} is already loaded")
+        rec = PluginRecord(name, origin, getattr(obj, "__name__", type(obj).__name__),
+                           getattr(obj, "__version__", None))
+        self._add_plugin(rec, lambda: obj)
+        return rec
+
+    def remove_plugin(self, name: str) -> None:
+        """Unregister a plugin and everything it registered."""
+        rec = self.record(name)
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        for kind, names in rec.registered.items():
+            for n in names:
+                self.registry._items[kind].pop(n, None)
+        self.records.remove(rec)
 
     def _fail(self, rec: PluginRecord, message: str) -> None:
         rec.status = "failed"

@@ -230,6 +230,7 @@ class Problem:
         self.pipeline = pipeline
         self.settings = settings
         self.objectives = tuple(objectives)
+        self._choices_cache: dict[tuple[int, str | None], tuple[tuple[str, float, int], ...]] = {}
         names = [o.name for o in self.objectives]
         if len(set(names)) != len(names):
             raise ConfigError(f"objective names repeat: {names}", where="objectives")
@@ -364,7 +365,22 @@ class Problem:
     def stage_choices(
         self, index: int, current: StageConfig | None
     ) -> list[tuple[str, float, int]]:
-        """(variant, cpu, batch) choices of a stage under the allocation and baseline modes."""
+        """(variant, cpu, batch) choices of a stage under the allocation and baseline modes.
+
+        They do not depend on the rate, so they are computed once per stage (and
+        per current variant under ``baseline_mode: scale``).
+        """
+        scale = self.settings.baseline_mode == "scale" and current is not None
+        key = (index, current.variant if scale else None)  # type: ignore[union-attr]
+        cached = self._choices_cache.get(key)
+        if cached is None:
+            cached = tuple(self._stage_choices(index, current))
+            self._choices_cache[key] = cached
+        return list(cached)
+
+    def _stage_choices(
+        self, index: int, current: StageConfig | None
+    ) -> list[tuple[str, float, int]]:
         s = self.settings
         stage = self.pipeline.stages[index]
         variants = list(stage.variant_names)

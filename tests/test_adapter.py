@@ -286,7 +286,7 @@ def register_backends(register):
 
 def test_live_backends_measure_energy_with_the_configured_sources(tmp_path):
     """config energy.sources -> rapl over a (fake) powercap tree -> attributed per stage in the log."""
-    from fake_powercap import FakePowercap
+    from ipa_ext.testing.powercap import FakePowercap
 
     fake = FakePowercap(tmp_path / "powercap")
     fake.zone("0", "package-0")

@@ -41,8 +41,11 @@ def test_optimize_json_matches_problem_evaluation(video_problem):
 
 
 def test_delta_changes_the_decision():
+    # the example's optimizer is ilp (IPA's objective); the power weight is energy-ilp's
     base = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--json").stdout)
-    heavy = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--json", "--delta", "1").stdout)
+    heavy = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--json", "--optimizer", "energy-ilp",
+                               "--delta", "1").stdout)
+    assert base["optimizer"] == "ilp" and heavy["optimizer"] == "energy-ilp"
     assert heavy["weights"]["delta"] == 1
     assert heavy["terms"]["energy"] <= base["terms"]["energy"]
     assert heavy["weighted_terms"]["energy"] == pytest.approx(heavy["terms"]["energy"])

@@ -16,7 +16,7 @@ from ipa_ext.energy.meter import Meter
 from ipa_ext.errors import InputError
 from ipa_ext_plugins.rapl import RaplSource
 
-from fake_powercap import server_tree
+from ipa_ext.testing.powercap import server_tree
 
 cpu_times = st.dictionaries(st.sampled_from(["crop", "classify", "detect", "audio"]),
                             st.floats(0, 1e4, allow_nan=False, allow_subnormal=False), max_size=4)

@@ -40,7 +40,7 @@ def test_probe_lists_every_source_as_probe_reports_it(host):
 
 
 def test_measure_a_command_with_a_fake_rapl_tree(tmp_path):
-    from fake_powercap import server_tree
+    from ipa_ext.testing.powercap import server_tree
 
     fake = server_tree(tmp_path / "powercap", sockets=1, psys=False)
     counter = fake.path("0")

@@ -18,7 +18,7 @@ from ipa_ext.energy.export import EnergyMetrics
 from ipa_ext.energy.meter import Meter
 from ipa_ext_plugins.rapl import RaplSource
 
-from fake_powercap import server_tree
+from ipa_ext.testing.powercap import server_tree
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:

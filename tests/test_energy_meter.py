@@ -13,7 +13,7 @@ from ipa_ext.errors import ConfigError
 from ipa_ext_plugins.estimate import EstimateSource
 from ipa_ext_plugins.rapl import RaplSource
 
-from fake_powercap import server_tree
+from ipa_ext.testing.powercap import server_tree
 
 
 class Ramp(EnergySource):

@@ -16,7 +16,7 @@ from ipa_ext.energy.meter import Meter
 from ipa_ext.energy.hostinfo import is_virtual_machine
 from ipa_ext_plugins.rapl import RaplSource
 
-from fake_powercap import RANGE_UJ, FakePowercap, server_tree
+from ipa_ext.testing.powercap import RANGE_UJ, FakePowercap, server_tree
 
 
 def test_domains_of_a_two_socket_server_with_containment_parents(tmp_path):

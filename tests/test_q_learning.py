@@ -475,7 +475,7 @@ def test_cli_optimize_with_q_learning_and_a_corrupt_table(tmp_path):
     cfg.write_text((VIDEO / "config.yaml").read_text()
                    .replace("pipeline: pipeline.yaml", f"pipeline: {VIDEO / 'pipeline.yaml'}")
                    .replace("profiles: profiles.csv", f"profiles: {VIDEO / 'profiles.csv'}")
-                   .replace("optimizer: brute-force",
+                   .replace("optimizer: ilp",
                             "optimizer: {name: q-learning, options: {episodes: 2000, seed: 1, "
                             f"save: '{table}'}}}}"))
     proc = run_cli("optimize", str(cfg), "--rate", "20", "--json")

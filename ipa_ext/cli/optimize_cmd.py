@@ -21,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delta", type=float, help="weight of power in watts (energy objective)")
     p.add_argument("--epsilon", type=float, help="weight of carbon in gCO2/s")
     p.add_argument("--power-cap", type=float, dest="power_cap_w", help="cap on pipeline power in watts")
+    p.add_argument("--at", type=float, dest="at_s", metavar="S",
+                   help="seconds into the config's carbon trace: the intensity for the carbon term")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -36,7 +38,7 @@ def decision_dict(problem: Problem, decision: Decision) -> dict[str, Any]:
         "decision_time_s": decision.decision_time_s,
         "feasible": decision.feasible,
         "reason": decision.reason,
-        "weights": dict(problem.settings.weights),
+        "weights": used_weights(problem, decision),
     }
     if decision.best is not None:
         out.update(evaluation_dict(problem, decision.best))
@@ -47,6 +49,12 @@ def decision_dict(problem: Problem, decision: Decision) -> dict[str, Any]:
     if decision.info:
         out["info"] = dict(decision.info)
     return out
+
+
+def used_weights(problem: Problem, decision: Decision) -> dict[str, float]:
+    """The weights the optimizer scored with: its own when it says so (``ilp`` zeroes
+    the energy weights), else the problem's."""
+    return dict(decision.info.get("weights") or problem.settings.weights)
 
 
 def evaluation_dict(problem: Problem, ev: Evaluation) -> dict[str, Any]:
@@ -83,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     overrides["weights"] = weights
     if args.power_cap_w is not None:
         overrides["power_cap_w"] = args.power_cap_w
+    if args.at_s is not None:
+        if config.carbon is None:
+            raise ConfigError("--at needs a carbon intensity (carbon.trace or carbon.intensity_g_per_kwh)",
+                              path=config.path, where="carbon")
+        overrides["carbon_intensity_g_per_kwh"] = config.carbon.at(args.at_s)
     problem = config.build_problem(host, **overrides)
     if args.optimizer and args.optimizer != config.optimizer.name:
         name, options, where = args.optimizer, {}, "--optimizer"
@@ -110,8 +123,11 @@ def _print(problem: Problem, decision: Decision) -> None:
         f"pipeline {problem.pipeline.name}  rate {decision.rate_rps:g} rps  optimizer "
         f"{decision.optimizer}  decided in {decision.decision_time_s * 1e3:.1f} ms"
     )
+    for note in decision.info.get("notes", ()):
+        print(f"note: {note}")
     if not decision.feasible:
         return
+    weights = used_weights(problem, decision)
     for rank, ev in enumerate(decision.candidates, start=1):
         if len(decision.candidates) > 1:
             print(f"\ncandidate {rank}")
@@ -126,9 +142,15 @@ def _print(problem: Problem, decision: Decision) -> None:
         thr = min(o.capacity_rps for o in ev.options)
         print(f"latency  {ev.latency_s:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
         print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
+        if "energy" in ev.terms:
+            info = decision.info
+            cap = info["power_cap_w"] if "power_cap_w" in info else problem.settings.power_cap_w
+            limit = f"  <= power_cap_w {cap:g} W" if cap is not None else ""
+            carbon = f"  carbon {ev.terms['carbon']:.4g} gCO2/s" if "carbon" in ev.terms else ""
+            print(f"power  {ev.terms['energy']:.4g} W (estimated from profiles){limit}{carbon}")
         parts = []
         for obj in problem.reported_objectives():
-            w = problem.settings.weight(obj.weight)
+            w = float(weights.get(obj.weight, problem.settings.weight(obj.weight)))
             sign = "+" if obj.sense > 0 else "-"
             unit = f" {obj.unit}" if obj.unit else ""
             label = f"{obj.name} {ev.terms[obj.name]:.4g}{unit}"

@@ -1,0 +1,1 @@
+"""Bundled example pipelines, installed as ``ipa_ext.examples`` (data only)."""

@@ -1,0 +1,163 @@
+"""``ipa-ext pareto CONFIG --rate R``: sweep the power weight delta and report the accuracy-power frontier.
+
+For each delta the energy-weighted ILP picks the best configuration at the
+rate; the distinct configurations found, and which of them no other beats on
+both accuracy and power, are printed and written as CSV and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import load_config
+from ..errors import ConfigError, InputError
+from .common import load_host, print_json, table, warn_failures
+
+DEFAULT_DELTAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pareto", help="sweep the power weight delta: the accuracy-vs-power frontier")
+    p.add_argument("config", help="ipa-ext config YAML")
+    p.add_argument("--rate", type=float, help="predicted arrival rate in rps (default: config rate_rps)")
+    p.add_argument(
+        "--deltas", default=",".join(f"{d:g}" for d in DEFAULT_DELTAS),
+        help="comma-separated delta values in 1/W (default: %(default)s)",
+    )
+    p.add_argument("--alpha", type=float, help="override the accuracy weight")
+    p.add_argument("--beta", type=float, help="override the cores weight")
+    p.add_argument("--gamma", type=float, help="override the batch weight")
+    p.add_argument("--optimizer", default="energy-ilp", help="optimizer that honours delta (default energy-ilp)")
+    p.add_argument("--out", type=Path, default=Path("."), help="directory for the CSV and JSON (default: .)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=run)
+
+
+def parse_deltas(text: str) -> tuple[float, ...]:
+    """``"0,0.01,0.1"`` -> (0.0, 0.01, 0.1); a :class:`ConfigError` naming --deltas otherwise."""
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}", where="--deltas") from None
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise ConfigError(f"expected finite numbers >= 0, got {text!r}", where="--deltas")
+    return values
+
+
+def frontier(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """For (accuracy, power) points: True where no other point has accuracy >= and power <=
+    with one of them strictly better."""
+    out = []
+    for i, (a, p) in enumerate(points):
+        dominated = any(
+            (a2 >= a and p2 <= p) and (a2 > a or p2 < p) for j, (a2, p2) in enumerate(points) if j != i
+        )
+        out.append(not dominated)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    deltas = parse_deltas(args.deltas)
+    config = load_config(args.config)
+    host = load_host(args, config)
+    warn_failures(host)
+    rate = args.rate if args.rate is not None else config.rate_rps
+    if rate is None:
+        raise ConfigError("no rate given: pass --rate or set rate_rps", path=config.path, where="rate_rps")
+    if rate < 0:
+        raise ConfigError(f"--rate must be >= 0, got {rate:g}")
+    if not config.pipeline.has_power:
+        raise ConfigError(
+            "the profiles have no power fields (power_w or energy_j_per_request); nothing to trade",
+            path=config.path, where="profiles",
+        )
+    if args.optimizer == "ilp":
+        raise ConfigError("ilp ignores delta; sweep with energy-ilp (the default) or brute-force", where="--optimizer")
+    options: dict[str, Any] = {}
+    if config.optimizer.name in ("ilp", "energy-ilp") and args.optimizer in ("ilp", "energy-ilp"):
+        options = {k: v for k, v in config.optimizer.options.items() if k != "delta"}
+    optimizer = host.registry.create("optimizer", args.optimizer, options, where="--optimizer")
+    base_weights = dict(config.settings.weights)
+    for key in ("alpha", "beta", "gamma"):
+        if getattr(args, key) is not None:
+            base_weights[key] = getattr(args, key)
+
+    rows: list[dict[str, Any]] = []
+    for delta in deltas:
+        problem = config.build_problem(host, weights={**base_weights, "delta": delta})
+        decision = optimizer.optimize(problem, rate, config.settings.initial, 1)
+        row: dict[str, Any] = {"delta": delta, "feasible": decision.feasible}
+        best = decision.best
+        if best is None:
+            row.update(reason=decision.reason)
+        else:
+            row.update(
+                accuracy=best.terms["accuracy"],
+                power_w=best.terms["energy"],
+                cores=best.terms["cost"],
+                batch=best.terms["batch"],
+                objective=best.objective,
+                latency_s=best.latency_s,
+                configuration=" | ".join(
+                    f"{o.variant} cpu{o.cpu:g} b{o.batch} x{o.replicas}" for o in best.options
+                ),
+                decision_time_s=decision.decision_time_s,
+            )
+        rows.append(row)
+    feasible = [r for r in rows if r["feasible"]]
+    flags = frontier([(r["accuracy"], r["power_w"]) for r in feasible])
+    for r, on in zip(feasible, flags):
+        r["on_frontier"] = on
+
+    result = {
+        "pipeline": config.pipeline.name,
+        "rate_rps": rate,
+        "optimizer": args.optimizer,
+        "weights": {k: v for k, v in base_weights.items() if k != "delta"},
+        "power_quality": "estimated",
+        "power_source": "profiles",
+        "points": rows,
+    }
+    csv_path, json_path = _write(args.out, config.pipeline.name, rate, rows, result)
+    if args.json:
+        print_json(result)
+        return 0
+    headers = ["delta", "accuracy", "power_w", "cores", "objective", "frontier", "configuration"]
+    table_rows = []
+    for r in rows:
+        if r["feasible"]:
+            table_rows.append([
+                f"{r['delta']:g}", r["accuracy"], r["power_w"], r["cores"], r["objective"],
+                "*" if r["on_frontier"] else "", r["configuration"],
+            ])
+        else:
+            table_rows.append([f"{r['delta']:g}", "-", "-", "-", "-", "", r["reason"]])
+    print(f"pipeline {config.pipeline.name}  rate {rate:g} rps  optimizer {args.optimizer}  "
+          f"power estimated from profiles")
+    print(table(headers, table_rows))
+    distinct = {(r["accuracy"], r["power_w"]) for r, on in zip(feasible, flags) if on}
+    print(f"{len(distinct)} distinct frontier point(s); wrote {csv_path} and {json_path}")
+    return 0
+
+
+def _write(out: Path, pipeline: str, rate: float, rows: list[dict[str, Any]], result: dict[str, Any]) -> tuple[Path, Path]:
+    stem = f"pareto-{pipeline}-{rate:g}rps"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
+        fields = ["delta", "feasible", "accuracy", "power_w", "cores", "batch", "objective", "latency_s",
+                  "on_frontier", "configuration", "decision_time_s", "reason"]
+        with csv_path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
+        json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write results: {exc.strerror or exc}", path=exc.filename or out) from None
+    return csv_path, json_path
