@@ -249,7 +249,7 @@ def test_adapt_reads_load_patches_attributes_energy_and_exports_metrics(world, t
         logged = sum(l["energy"]["stages_j"][stage] for l in lines)
         assert 0 < value <= logged + 1e-9
     assert last('ipa_ext_adaptations_total{outcome="applied"}') == {(("outcome", "applied"),): 1.0}
-    assert last("ipa_ext_decision_seconds_count")[(("optimizer", "brute-force"),)] >= 1
+    assert last("ipa_ext_decision_seconds_count")[(("optimizer", load_config(cfg).optimizer.name),)] >= 1
     assert last("ipa_ext_objective_term") and last('ipa_ext_power_watts{stage="crop"}')
 
 
