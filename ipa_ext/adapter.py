@@ -16,6 +16,13 @@ One step per ``interval_s``, on the backend's clock:
 When no configuration is feasible the current one stays and the line says why.
 The first line (step 0) covers the interval before the first decision, under
 the initial configuration, so every second of the run is in exactly one line.
+
+A live backend's transient faults (:class:`~ipa_ext.errors.TransientError`:
+Prometheus or the API server down) never end the run: at start the loop tries
+again every interval; in a step it keeps the running configuration, logs one
+line, records the fault in the step's line (``fault``) and tries again next
+interval. A :class:`~ipa_ext.errors.ConfigError` ends the run. The energy
+window of a step opens when the step begins, so decision time is measured too.
 SIGINT and SIGTERM stop the loop after the current step; the log is flushed
 and closed either way.
 
@@ -27,6 +34,7 @@ decision can depend on it (``baseline_mode``, or an optimizer that says so).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 import threading
@@ -37,13 +45,15 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, TextIO
 
 from .backends import Backend, IntervalOutcome, RunContext
 from .carbon import CarbonIntensity
-from .errors import ConfigError
+from .errors import ConfigError, TransientError
 from .model import Configuration, changes
 from .optimizers import Decision, Optimizer
 from .predictors import Forecast, Forecaster
 from .problem import Evaluation, Problem
 
 JOULES_PER_KWH = 3.6e6
+
+log = logging.getLogger("ipa_ext.adapter")
 
 
 @dataclass(frozen=True)
@@ -259,6 +269,8 @@ class RunResult:
     memo_hits: int = 0
     infeasible: int = 0
     first_infeasible_reason: str | None = None
+    faults: int = 0
+    """Transient faults the loop rode out (at start and in steps)."""
     interrupted: str | None = None
     """The signal that stopped the run early, if one did."""
     wall_s: float = 0.0
@@ -309,6 +321,8 @@ class Adapter:
         meter: IntervalMeter | None = None,
         carbon: CarbonIntensity | None = None,
         on_step: Callable[[float], None] | None = None,
+        on_record: Callable[[Mapping[str, Any]], None] | None = None,
+        on_fault: Callable[[str, TransientError], None] | None = None,
     ) -> None:
         self.problem = problem
         self.optimizer = optimizer
@@ -319,6 +333,8 @@ class Adapter:
         self.meter = meter if backend.live else None
         self.carbon = carbon
         self.on_step = on_step
+        self.on_record = on_record
+        self.on_fault = on_fault
         self.memo = DecisionMemo()
         self._problems: dict[float, Problem] = {}
         self.stop_event = threading.Event()
@@ -403,57 +419,101 @@ class Adapter:
             result.memo_hits = self.memo.hits
         return result
 
+    def _fault(self, phase: str, exc: TransientError, result: RunResult, then: str) -> dict[str, Any]:
+        """Log a transient fault as one line, count it, tell ``on_fault``; returns its log entry."""
+        result.faults += 1
+        log.warning("%s; %s", exc, then)
+        if self.on_fault is not None:
+            self.on_fault(phase, exc)
+        return {"phase": phase, "component": getattr(exc, "component", "") or "backend", "message": str(exc)}
+
+    def _start(self, context: RunContext, result: RunResult) -> bool:
+        """Start the backend, retrying every interval while it reports transient faults.
+
+        False when a stop was requested before it started."""
+        while True:
+            try:
+                self.backend.start(context)
+                return True
+            except TransientError as exc:
+                self._fault("start", exc, result, f"retrying in {self.settings.interval_s:g} s")
+                if self.stop_event.wait(self.settings.interval_s):
+                    return False
+
     def _run(self, context: RunContext, result: RunResult) -> None:
         backend = self.backend
-        backend.start(context)
+        stage_names = self.problem.pipeline.stage_names
+        if not self._start(context, result):
+            result.stage_energy_j = {n: 0.0 for n in stage_names}
+            return
         interval = self.settings.interval_s
         step = 0
-        stage_names = self.problem.pipeline.stage_names
         totals_j = {n: 0.0 for n in stage_names}
         total_j = 0.0
         energy_ok = True
         carbon_total: float | None = 0.0 if self.carbon is not None else None
+        last_config: Configuration | None = context.initial
 
         while not self.stop_event.is_set() and not backend.finished():
             t = backend.now_s()
-            current = backend.current_configuration()
+            key = f"step-{step}"
+            if self.meter is not None:
+                self.meter.begin_interval(key)
             record: dict[str, Any] = {"step": step, "time_s": t}
             evaluation: Evaluation | None = None
             decision: Decision | None = None
             memo_hit = False
             success: tuple[bool, ...] = tuple(False for _ in stage_names)
             forecast: Forecast | None = None
+            history: Sequence[float] = ()
+            current = last_config
             config = current
             chosen_rank = None
             n_changes = 0
-            if step == 0:
+            fault: dict[str, Any] | None = None
+            phase = "configuration"
+            try:
+                current = backend.current_configuration()
+                last_config = config = current
+                if step > 0:
+                    phase = "observe"
+                    history = backend.observe_rates(self.settings.monitoring_duration_s)
+                    forecast = self.forecaster.forecast(history)
+                    problem = self.problem_at(t)
+                    decision, memo_hit = self.decide(problem, forecast.rate_rps, current)
+                    if not memo_hit:
+                        result.optimizer_calls += 1
+                    if decision.feasible:
+                        chosen_rank = least_change(decision.candidates, current)
+                        evaluation = decision.candidates[chosen_rank]
+                        n_changes = changes(evaluation.config, current)
+                        phase = "apply"
+                        success = tuple(backend.apply(evaluation.config))
+                        config = evaluation.config
+                        # what runs now: the new stages that were applied, the old ones otherwise
+                        last_config = tuple(n if ok else o for n, o, ok in zip(config, current, success))
+                    else:
+                        result.infeasible += 1
+                        if result.first_infeasible_reason is None:
+                            result.first_infeasible_reason = decision.reason
+                        if not any(getattr(sc, "parts", None) for sc in current):
+                            try:
+                                evaluation = problem.evaluate(current, forecast.rate_rps)
+                            except (ConfigError, KeyError, ValueError):
+                                evaluation = None
+            except TransientError as exc:
+                # keep what runs; nothing (more) was applied
+                config, evaluation, n_changes = current, None, 0
+                success = tuple(False for _ in stage_names)
+                fault = self._fault(phase, exc, result, "keeping the current configuration, retrying next interval")
+            if step == 0 and fault is None:
                 record["decision"] = {"kind": "initial"}
-            else:
-                history = backend.observe_rates(self.settings.monitoring_duration_s)
-                forecast = self.forecaster.forecast(history)
-                problem = self.problem_at(t)
-                decision, memo_hit = self.decide(problem, forecast.rate_rps, current)
-                if not memo_hit:
-                    result.optimizer_calls += 1
-                if decision.feasible:
-                    chosen_rank = least_change(decision.candidates, current)
-                    evaluation = decision.candidates[chosen_rank]
-                    config = evaluation.config
-                    n_changes = changes(config, current)
-                    success = backend.apply(config)
-                else:
-                    result.infeasible += 1
-                    if result.first_infeasible_reason is None:
-                        result.first_infeasible_reason = decision.reason
-                    if not any(getattr(sc, "parts", None) for sc in current):
-                        try:
-                            evaluation = problem.evaluate(current, forecast.rate_rps)
-                        except (ConfigError, KeyError, ValueError):
-                            evaluation = None
+            if forecast is not None:
                 record["monitored"] = {
                     "window_s": self.settings.monitoring_duration_s,
                     "seconds": len(history),
                     "buckets_rps": list(forecast.buckets_rps),
+                    "last_rps": float(history[-1]) if len(history) else None,
                 }
                 record["predicted_rps"] = forecast.rate_rps
                 record["prediction"] = {
@@ -462,6 +522,7 @@ class Adapter:
                     "raw_rps": forecast.raw_rps,
                     "margin_pct": self.forecaster.margin_pct,
                 }
+            if decision is not None:
                 record["decision"] = {
                     "kind": "optimizer",
                     "optimizer": decision.optimizer,
@@ -472,12 +533,17 @@ class Adapter:
                     "candidates": len(decision.candidates),
                     "chosen_rank": chosen_rank,
                     "changes": n_changes,
+                    "config_changed": fault is None and evaluation is not None and config != current,
                 }
                 if decision.info:
                     record["decision"]["info"] = dict(decision.info)
-            record["config"] = {
-                n: _stage_dict(sc) for n, sc in zip(stage_names, config)
-            }
+            elif fault is not None:
+                record["decision"] = {"kind": "fault"}
+            if fault is not None:
+                record["fault"] = fault
+            record["config"] = (
+                {n: _stage_dict(sc) for n, sc in zip(stage_names, config)} if config is not None else None
+            )
             record["change_successful"] = list(success)
             if evaluation is not None:
                 record["objective"] = {
@@ -488,9 +554,6 @@ class Adapter:
                     "sla_s": evaluation.sla_s,
                     "violations": list(evaluation.violations),
                 }
-            key = f"step-{step}"
-            if self.meter is not None:
-                self.meter.begin_interval(key)
             outcome = backend.advance(interval, self.stop_event)
             energy = self._energy(key, outcome)
             record["interval"] = {
@@ -501,8 +564,7 @@ class Adapter:
                 "dropped": outcome.dropped,
                 "late": outcome.late,
                 "queued": outcome.queued,
-                "slo_violation_pct": (100.0 * outcome.slo_violations / outcome.arrivals
-                                      if outcome.arrivals > 0 else 0.0),
+                "slo_violation_pct": _pct(outcome.slo_violations, outcome.arrivals),
                 "latency_mean_s": outcome.latency_mean_s,
                 "latency_max_s": outcome.latency_max_s,
                 "cores": (sum(outcome.reserved_core_s_by_stage.values()) / outcome.duration_s
@@ -511,7 +573,17 @@ class Adapter:
             if energy is not None:
                 e = energy.as_dict()
                 e["power_w"] = energy.total_j / outcome.duration_s if outcome.duration_s > 0 else None
-                e["j_per_request"] = energy.total_j / outcome.served if outcome.served > 0 else None
+                # per request: over the served requests, or the arrivals where a live
+                # backend does not observe completions
+                basis, requests = "served", outcome.served
+                if not math.isfinite(requests):
+                    basis, requests = "arrivals", outcome.arrivals
+                ok = math.isfinite(requests) and requests > 0
+                e["j_per_request"] = energy.total_j / requests if ok else None
+                e["stages_j_per_request"] = {
+                    n: (float(j) / requests if ok else None) for n, j in energy.by_stage_j.items()
+                }
+                e["requests_basis"] = basis
                 record["energy"] = e
                 for n in stage_names:
                     totals_j[n] += float(energy.by_stage_j.get(n, 0.0))
@@ -534,9 +606,13 @@ class Adapter:
                 "objective": outcome.accuracy,
                 "source": "profiles",
             }
+            if outcome.extra:
+                record["backend"] = dict(outcome.extra)
             result.add(outcome)
             if self.log is not None:
                 self.log.write(record)
+            if self.on_record is not None:
+                self.on_record(record)
             result.steps.append(
                 StepSummary(
                     outcome.start_s,
@@ -554,6 +630,13 @@ class Adapter:
         result.stage_energy_j = totals_j
         result.outcomes_energy_j = total_j if energy_ok else None
         result.carbon_g = carbon_total if energy_ok else None
+
+
+def _pct(part: float, whole: float) -> float | None:
+    """``100 * part / whole``; 0 with no requests, None when the requests were not observed (NaN)."""
+    if not math.isfinite(whole):
+        return None
+    return 100.0 * part / whole if whole > 0 else 0.0
 
 
 def _merge_label(old: str | None, new: str) -> str:

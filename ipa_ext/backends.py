@@ -13,6 +13,14 @@ named after the backend, e.g. ``simulation:``); :meth:`Backend.start` then
 receives the run's :class:`RunContext`. The simulation backend replays a trace
 on a simulated clock; a live backend (kubernetes) sets ``live = True``, and its
 ``advance`` waits in real time, returning early when ``stop`` is set.
+
+Faults. A live backend raises :class:`~ipa_ext.errors.TransientError` from
+:meth:`Backend.start`, :meth:`Backend.observe_rates`,
+:meth:`Backend.current_configuration` or :meth:`Backend.apply` for a fault
+that may clear by itself (a server down); the loop logs it, keeps the running
+configuration and tries again next interval. A
+:class:`~ipa_ext.errors.ConfigError` ends the run. :meth:`Backend.advance`
+never raises for a transient fault: what it could not observe is NaN.
 """
 
 from __future__ import annotations
@@ -35,11 +43,14 @@ class RunContext:
     """What a backend needs to know about the run it serves."""
 
     problem: Problem
-    initial: Configuration
+    initial: Configuration | None
+    """The configuration to start from (simulation); a live backend reads what runs."""
     workload: Workload | None = None
     """The request series to replay (simulation); live backends observe real load."""
     base_dir: Path = field(default_factory=Path.cwd)
     """Where relative paths in the backend's options are resolved."""
+    config_path: Path | None = None
+    """The config file, for error messages naming it."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,15 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release resources (default: nothing)."""
+
+    def energy_source_options(self, name: str) -> Mapping[str, Any]:
+        """Defaults for the options of energy source ``name``, known once the backend started.
+
+        The config's options for the source override them. The kubernetes
+        backend gives the ``kepler`` source its Prometheus, namespace and each
+        stage's pods; the default is none.
+        """
+        return {}
 
     def per_second(self) -> Any:
         """Per-second records (:class:`ipa_ext.simulator.SecondSeries`) when the backend keeps them.

@@ -71,6 +71,19 @@ class InfeasibleError(IpaExtError):
     exit_code = 1
 
 
+class TransientError(IpaExtError):
+    """A fault that may clear by itself: a server that is down, a timeout, a 5xx, a conflict
+    that kept recurring.
+
+    The adapter loop keeps the current configuration, logs the message and tries
+    again next interval; a one-shot command exits 1 with the message.
+    """
+
+    exit_code = 1
+    component = ""
+    """What failed (``kubernetes``, ``prometheus``), for metrics and the log."""
+
+
 class SolverError(IpaExtError):
     """A MILP solver failed or stopped early (not: the problem is infeasible)."""
 

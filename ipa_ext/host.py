@@ -55,6 +55,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("q_learning", "ipa_ext_plugins.q_learning"),
     ("ilp", "ipa_ext_plugins.ilp"),
     ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
+    ("kepler", "ipa_ext_plugins.kepler"),
+    ("kubernetes", "ipa_ext_plugins.kubernetes"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 

@@ -223,20 +223,37 @@ def prepare(
     optimizer: str | None = None,
     base: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    backend: str | None = None,
+    backend_options: Mapping[str, Any] | None = None,
 ) -> Prepared:
-    """Build and validate the parts of a run (no workload yet)."""
+    """Build and validate the parts of a run (no workload yet).
+
+    ``backend`` overrides the config's backend (``ipa-ext adapt --backend``);
+    ``backend_options`` are added to its options (command-line flags such as
+    ``dry_run``). A backend's options are the config section named after it,
+    the config's ``backend.options`` over them, and, for every name in the
+    backend class's ``config_sections``, that whole section as an option of
+    the same name (the kubernetes backend reads ``prometheus:`` this way).
+    """
     problem = config.build_problem(host, **dict(overrides or {}))
-    if problem.settings.initial is None:
+    bspec = config.backend
+    if backend is not None and backend != bspec.name:
+        bspec = ComponentSpec(backend, {}, "--backend")
+    factory = host.registry.get("backend", bspec.name).factory
+    if problem.settings.initial is None and not getattr(factory, "live", False):
         raise ConfigError("an adaptation run needs the starting configuration", path=config.path,
                           where="initial")
     opt, label = make_optimizer(host, config, optimizer, base=base)
     fc, monitoring, desc = build_forecaster(host, config)
     settings = adapter_settings(config, monitoring)
-    bspec = config.backend
     section = config.raw.get(bspec.name)
     if isinstance(section, Mapping):
         where = bspec.name if not bspec.options else f"{bspec.name} / {bspec.where}"
         bspec = ComponentSpec(bspec.name, {**section, **dict(bspec.options)}, where)
+    extra = {k: config.raw[k] for k in getattr(factory, "config_sections", ()) if config.raw.get(k) is not None}
+    extra.update(backend_options or {})
+    if extra:
+        bspec = ComponentSpec(bspec.name, {**dict(bspec.options), **extra}, bspec.where)
     prepared = Prepared(config, host, problem, opt, label, fc, settings, bspec, desc, optimizer, base)
     try:
         prepared.new_backend()  # validate the options now, with a one-line error
@@ -253,20 +270,28 @@ def execute(
     meter: IntervalMeter | None = None,
     on_step: Callable[[float], None] | None = None,
     handle_signals: bool = True,
+    on_record: Callable[[Mapping[str, Any]], None] | None = None,
+    on_fault: Callable[[str, Exception], None] | None = None,
+    adapter_hook: Callable[[Adapter], None] | None = None,
 ) -> tuple[RunResult, Backend, Adapter]:
     """Run the loop once with a fresh backend and optimizer.
 
     On a live backend, energy is measured with the config's ``energy.sources``
-    (unless ``meter`` is given). Returns the result, the backend (for
-    per-second data) and the adapter.
+    (unless ``meter`` is given); the sources are made once the backend has
+    started, with its :meth:`~ipa_ext.backends.Backend.energy_source_options`
+    under the config's options. ``on_record`` sees every log line,
+    ``on_fault`` every transient fault; ``adapter_hook`` gets the adapter
+    before it runs (to stop it from another thread). Returns the result, the
+    backend (for per-second data) and the adapter.
     """
     backend = prepared.new_backend()
     optimizer = prepared.new_optimizer()
     own_meter = None
     if meter is None and backend.live and prepared.config.energy_sources:
-        from .interval_meter import MeasuredIntervals
+        from .interval_meter import DeferredIntervals
 
-        meter = own_meter = MeasuredIntervals.from_specs(prepared.host, prepared.config.energy_sources)
+        meter = own_meter = DeferredIntervals(prepared.host, prepared.config.energy_sources,
+                                              defaults=backend.energy_source_options)
     log = AdaptationLog(log_path) if log_path is not None else None
     adapter = Adapter(
         prepared.problem,
@@ -278,10 +303,13 @@ def execute(
         meter=meter,
         carbon=prepared.config.carbon,
         on_step=on_step,
+        on_record=on_record,
+        on_fault=on_fault,
     )
-    assert prepared.problem.settings.initial is not None
+    if adapter_hook is not None:
+        adapter_hook(adapter)
     context = RunContext(prepared.problem, prepared.problem.settings.initial, workload,
-                         prepared.config.base_dir)
+                         prepared.config.base_dir, prepared.config.path)
     try:
         result = adapter.run(context, handle_signals=handle_signals)
     finally:

@@ -67,6 +67,9 @@ class SimulationBackend(Backend):
     def start(self, context: RunContext) -> None:
         if context.workload is None:
             raise ConfigError("the simulation backend needs a workload to replay", where="workload")
+        if context.initial is None:
+            raise ConfigError("the simulation backend needs the starting configuration", path=context.config_path,
+                              where="initial")
         self.rates = context.workload.rates.tolist()
         self.sim = PipelineSimulator(
             context.problem,

@@ -14,9 +14,10 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import IpaExtError
-from . import bench_cmd, energy_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd, validate_cmd
+from . import (adapt_cmd, bench_cmd, energy_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
+               validate_cmd)
 
-COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd)
+COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd, adapt_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,164 @@
+"""``ipa-ext adapt CONFIG --backend kubernetes``: the adaptation loop on a live backend.
+
+The same loop as ``simulate`` (:mod:`ipa_ext.runner`), in real time, until SIGINT or
+SIGTERM (or ``--duration``). Each interval appends a line to ``adaptation.jsonl``; the
+adapter's metrics and the energy collector are served on ``--metrics-port``. Transient
+faults are one ``ipa-ext: warning:`` line each and the loop goes on; configuration errors
+end it with one ``ipa-ext: error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config import load_config
+from ..energy.export import EnergyMetrics
+from ..errors import ConfigError
+from ..metrics import AdapterMetrics
+from ..reports import write_json
+from ..runner import execute, prepare, run_summary
+from .common import load_host, warn_failures
+from .simulate_cmd import LOG_NAME, SUMMARY_NAME, default_out
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("adapt", help="run the adaptation loop on a live backend (kubernetes)")
+    p.add_argument("config", help="ipa-ext config YAML")
+    p.add_argument("--backend", help="live backend (default: the config's backend), e.g. kubernetes")
+    p.add_argument("--dry-run", action="store_true",
+                   help="compute and print the patches (JSON lines on stdout), send none")
+    p.add_argument("--metrics-port", type=int, help="serve the adapter's metrics on this port")
+    p.add_argument("--metrics-bind", default="0.0.0.0", help="address to serve metrics on (default 0.0.0.0)")
+    p.add_argument("--optimizer", help="optimizer or policy, NAME[:key=value...] (default: the config's)")
+    p.add_argument("--base", help="exact optimizer the baseline policies delegate to")
+    p.add_argument("--out", help="output folder (default runs/adapt-<time>)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until stopped)")
+    p.add_argument("--quiet", action="store_true", help="no line per interval (warnings still show)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also log retries and other details")
+    p.set_defaults(func=run)
+
+
+class _Lines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"ipa-ext: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _logging(verbose: bool) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Lines())
+    logger = logging.getLogger("ipa_ext")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    return handler
+
+
+def step_line(record: Mapping[str, Any], stages: tuple[str, ...]) -> str:
+    """One line per interval: what was observed, decided and applied."""
+    d = record.get("decision") or {}
+    cfg = record.get("config") or {}
+    parts = [f"step {record['step']} at {record['time_s']:.0f} s"]
+    if record.get("predicted_rps") is not None:
+        parts.append(f"{record['predicted_rps']:g} rps predicted")
+    if cfg:
+        parts.append(", ".join(f"{s} {c['variant']} x{c['replicas']} b{c['batch']} cpu {c['cpu']:g}"
+                               for s, c in ((s, cfg[s]) for s in stages)))
+    if record.get("fault"):
+        parts.append("kept (fault)")
+    elif d.get("kind") == "optimizer":
+        if not d.get("feasible"):
+            parts.append("kept (infeasible)")
+        else:
+            ok = record.get("change_successful") or []
+            failed = [s for s, good in zip(stages, ok) if not good]
+            parts.append(("not applied: " + ", ".join(failed)) if failed
+                         else ("changed" if d.get("config_changed") else "unchanged"))
+    e = record.get("energy")
+    if e and e.get("total_j") is not None:
+        jpr = e.get("j_per_request")
+        parts.append(f"{e['total_j']:.1f} J {e.get('quality')}"
+                     + (f", {jpr:.3f} J/request" if jpr is not None else ""))
+    return "; ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    host = load_host(args, config)
+    warn_failures(host)
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration must be > 0, got {args.duration:g}")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise ConfigError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
+    name = args.backend or config.backend.name
+    if not getattr(host.registry.get("backend", name).factory, "live", False):
+        raise ConfigError(f"backend {name!r} is not live; ipa-ext adapt drives a live backend such as "
+                          "kubernetes (ipa-ext simulate runs the simulation)",
+                          path=None if args.backend else config.path,
+                          where="--backend" if args.backend else "backend")
+    options = {"dry_run": True} if args.dry_run else {}
+    prepared = prepare(config, host, optimizer=args.optimizer, base=args.base, backend=args.backend,
+                       backend_options=options)
+    stages = tuple(prepared.problem.pipeline.stage_names)
+    metrics = AdapterMetrics(stages)
+    energy = EnergyMetrics()
+    metrics.add_collector(energy)
+    server = None
+    if args.metrics_port is not None:
+        try:
+            server = metrics.serve(args.metrics_port, args.metrics_bind)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {args.metrics_bind}:{args.metrics_port}: "
+                              f"{exc.strerror or exc}", where="--metrics-port") from None
+    out = Path(args.out) if args.out else default_out("adapt")
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _logging(args.verbose)
+    timer: threading.Timer | None = None
+
+    def on_record(record: Mapping[str, Any]) -> None:
+        metrics.record_step(record, energy)
+        if args.dry_run:
+            for st in ((record.get("backend") or {}).get("apply") or {}).get("stages") or []:
+                if st.get("patch") is not None:
+                    sys.stdout.write(json.dumps({"step": record["step"], "stage": st["stage"],
+                                                 "target": st["target"], "patch_type": st["patch_type"],
+                                                 "patch": st["patch"]}, sort_keys=True) + "\n")
+            sys.stdout.flush()
+        if not args.quiet:
+            print(f"ipa-ext: {step_line(record, stages)}", file=sys.stderr, flush=True)
+
+    def on_fault(phase: str, exc: Exception) -> None:
+        metrics.record_fault(getattr(exc, "component", "") or "backend")
+
+    def hook(adapter: Any) -> None:
+        nonlocal timer
+        if args.duration is not None:
+            timer = threading.Timer(args.duration, adapter.stop_event.set)
+            timer.daemon = True
+            timer.start()
+
+    try:
+        result, backend, _ = execute(prepared, None, log_path=out / LOG_NAME, on_record=on_record,
+                                     on_fault=on_fault, adapter_hook=hook)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if server is not None:
+            server.close()
+        logging.getLogger("ipa_ext").removeHandler(handler)
+    summary = run_summary(prepared, result, backend, None)
+    summary["faults"] = result.faults
+    summary["dry_run"] = bool(args.dry_run)
+    summary["files"] = {"log": str(out / LOG_NAME), "summary": str(out / SUMMARY_NAME)}
+    write_json(out / SUMMARY_NAME, summary)
+    if not args.quiet:
+        print(f"ipa-ext: {len(result.steps)} intervals, {result.faults} transient faults; wrote "
+              f"{out / LOG_NAME}, {out / SUMMARY_NAME}", file=sys.stderr)
+    if result.interrupted:
+        return 128 + int(getattr(signal, result.interrupted))
+    return 0
