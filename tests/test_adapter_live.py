@@ -300,6 +300,6 @@ def test_metrics_follow_the_log_lines(prepared, tmp_path):
 def _json(record):
     import json
 
-    from ipa_ext.adapter import _clean
+    from ipa_ext.adapter import json_safe
 
-    return json.loads(json.dumps(_clean(dict(record))))
+    return json.loads(json.dumps(json_safe(dict(record))))
