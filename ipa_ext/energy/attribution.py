@@ -41,8 +41,11 @@ class StageEnergy:
     """Fraction of the machine's busy CPU time this stage used."""
     energy_j: float
     requests: int | None = None
-    j_per_request: float | None = None
-    """None when no request count was given or the stage served none."""
+
+    @property
+    def j_per_request(self) -> float | None:
+        """Joules per request; None when no request count was given or the stage served none."""
+        return self.energy_j / self.requests if self.requests else None
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Attribution:
             "unattributed_j": self.unattributed_j,
             "cpu_s_total": self.cpu_s_total,
             "quality": self.quality,
-            "stages": [s.__dict__.copy() for s in self.stages.values()],
+            "stages": [{**s.__dict__, "j_per_request": s.j_per_request} for s in self.stages.values()],
             "notes": list(self.notes),
         }
 
@@ -126,7 +129,7 @@ def attribute(total_j: float, interval_s: float, stage_cpu_s: Mapping[str, float
         n = None if requests is None else requests.get(name)
         if n is not None and (not isinstance(n, int) or n < 0):
             raise InputError(f"must be a whole number >= 0, got {n!r}", where=f"requests.{name}")
-        stages[name] = StageEnergy(name, c, share, e, n, (e / n) if n else None)
+        stages[name] = StageEnergy(name, c, share, e, n)
     unattributed = total - idle - sum(s.energy_j for s in stages.values())
     if abs(unattributed) < 1e-12 * max(1.0, total):
         unattributed = 0.0
