@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .config import _Reader
-from .energy.meter import Meter, Snapshot
-from .energy.select import choose
+from .energy.meter import Snapshot
+from .interval_meter import MeasuredIntervals
 from .errors import ConfigError
 from .host import PluginHost, load_plugins
 from .model import Configuration, Pipeline, Profile, Stage, StageConfig, Variant
@@ -291,8 +291,8 @@ class IntervalEnergy:
                               where="energy_sources")
         r = _Reader(None, {})
         specs = [r.component_value(s, f"energy_sources[{i}]") for i, s in enumerate(energy_sources)]
-        choice = choose(_host(), [s.name for s in specs], {s.name: s.options for s in specs if s.options})
-        self.meter = Meter(list(choice.sources))
+        # the same source choice as the adapter loop's measured intervals
+        self.meter = MeasuredIntervals.from_specs(_host(), specs).meter
         self._last: Snapshot = self.meter.snapshot()
 
     def record(self) -> dict[str, Any]:
