@@ -1,7 +1,8 @@
 """The Prometheus client and the request-rate reader against a real Prometheus server.
 
 The server is Debian's ``prometheus`` binary on 127.0.0.1 scraping a small exporter every
-half second; the exporter's request counter grows at exactly 20 and 10 requests per second.
+half second; the exporter's request counter grows at exactly 20 and 10 requests per second,
+and each sample carries the time its value was computed, so a late scrape cannot skew a rate.
 Reads look at the last 2 s only: near a series' start Prometheus's rate() extrapolates
 partially (by design), so the first points of a new series are not the slope.
 """
@@ -28,8 +29,8 @@ ROUTER = {"container": "router", "namespace": "default"}
 @pytest.fixture(scope="module")
 def prom(tmp_path_factory):
     main = Exporter(counters=[Counter("input_requests", {}, 20.0, kind="histogram_count")],
-                    gauges=[("ratio_of_nothing", {}, math.nan)])
-    second = Exporter(counters=[Counter("input_requests", {}, 10.0, kind="histogram_count")])
+                    gauges=[("ratio_of_nothing", {}, math.nan)], timestamps=True)
+    second = Exporter(counters=[Counter("input_requests", {}, 10.0, kind="histogram_count")], timestamps=True)
     with main, second:
         targets = {"router": [(main.target, {**ROUTER, "pod": "router-0"}),
                               (second.target, {**ROUTER, "pod": "router-1"})]}
