@@ -368,3 +368,22 @@ def _initial(r: _Reader, pipeline: Pipeline, raw: Any) -> Configuration | None:
             raise r.err(w, f"no profile row for {variant} at cpu {sc.cpu:g}, batch {sc.batch}")
         out.append(sc)
     return tuple(out)
+
+
+def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
+    """``NAME`` or ``NAME:key=value:key=value`` (values are YAML scalars)."""
+    import yaml
+
+    name, *parts = spec.split(":")
+    opts: dict[str, Any] = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"policy {spec!r}: expected NAME:key=value, got {part!r}")
+        try:
+            opts[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            opts[key] = value
+    if not name:
+        raise ConfigError(f"policy {spec!r}: missing name")
+    return name, opts

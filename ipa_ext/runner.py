@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from .adapter import AdaptationLog, Adapter, AdapterSettings, IntervalMeter, RunResult
 from .backends import Backend, RunContext
-from .config import ComponentSpec, Config
+from .config import ComponentSpec, Config, parse_policy  # noqa: F401  (parse_policy: re-exported)
 from .errors import ConfigError
 from .host import PluginHost
 from .optimizers import Optimizer
@@ -173,25 +173,6 @@ def adapter_settings(config: Config, monitoring_duration_s: float) -> AdapterSet
         memoize=memo,
         num_candidates=k,
     )
-
-
-def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
-    """``NAME`` or ``NAME:key=value:key=value`` (values are YAML scalars)."""
-    import yaml
-
-    name, *parts = spec.split(":")
-    opts: dict[str, Any] = {}
-    for part in parts:
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"policy {spec!r}: expected NAME:key=value, got {part!r}")
-        try:
-            opts[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            opts[key] = value
-    if not name:
-        raise ConfigError(f"policy {spec!r}: missing name")
-    return name, opts
 
 
 def make_optimizer(

@@ -155,3 +155,17 @@ def test_carbon_from_a_trace_at_a_time(tmp_path):
     text = run_cli("optimize", str(c), "--rate", "20", "--at", "4000").stdout
     assert "gCO2/s" in [l for l in text.splitlines() if l.startswith("power ")][0]
     assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "20", "--at", "5"), "carbon", "--at needs a carbon")
+
+
+def test_optimize_takes_optimizer_options_on_the_command_line():
+    plain = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--optimizer", "energy-ilp", "--json").stdout)
+    proc = run_cli("optimize", CONFIG, "--rate", "30", "--optimizer", "energy-ilp:delta=0.5:solver=cbc", "--json")
+    assert proc.returncode == 0, proc.stderr
+    heavy = json.loads(proc.stdout)
+    # The option reached the optimizer: it scores power with delta 0.5 and draws less of it.
+    assert plain["weights"]["delta"] == 0 and heavy["weights"]["delta"] == 0.5
+    assert heavy["terms"]["energy"] < plain["terms"]["energy"]
+    assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "30", "--optimizer", "ilp:solver=nope"),
+                          "--optimizer", "solver must be one of")
+    assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "30", "--optimizer", "ilp:solver"),
+                          "expected NAME:key=value")

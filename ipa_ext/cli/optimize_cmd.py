@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import load_config
+from ..config import load_config, parse_policy
 from ..errors import ConfigError
 from ..optimizers import Decision
 from ..problem import Evaluation, Problem
@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("optimize", help="choose a configuration for a predicted rate")
     p.add_argument("config", help="ipa-ext config YAML")
     p.add_argument("--rate", type=float, help="predicted arrival rate in rps (default: config rate_rps)")
-    p.add_argument("--optimizer", help="optimizer name (default: the config's)")
+    p.add_argument("--optimizer", help="optimizer, NAME[:key=value...] (default: the config's); with the "
+                   "config's own optimizer name, the options given here override the config's")
     p.add_argument("-k", "--num-states", type=int, dest="k", help="how many best configurations (default: num_state_limit)")
     p.add_argument("--delta", type=float, help="weight of power in watts (energy objective)")
     p.add_argument("--epsilon", type=float, help="weight of carbon in gCO2/s")
@@ -93,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
                               path=config.path, where="carbon")
         overrides["carbon_intensity_g_per_kwh"] = config.carbon.at(args.at_s)
     problem = config.build_problem(host, **overrides)
-    if args.optimizer and args.optimizer != config.optimizer.name:
-        name, options, where = args.optimizer, {}, "--optimizer"
+    if args.optimizer:
+        name, cli_options = parse_policy(args.optimizer)
+        base = dict(config.optimizer.options) if name == config.optimizer.name else {}
+        options, where = {**base, **cli_options}, "--optimizer"
     else:
         name, options, where = config.optimizer.name, config.optimizer.options, config.optimizer.where
     optimizer = host.registry.create("optimizer", name, options, where=where)
