@@ -181,10 +181,17 @@ def test_a_pod_scaled_up_later_counts_from_its_start(setup):
               "uid": "uid-r0", "labels": {"app": "router", "tier": "late"}}, "spec": {"containers": []}})
     prom.wait_for('kepler_pod_cpu_joules_total{pod_name="router-0",zone="package",pod_namespace="default"}',
                   lambda r: r and float(r[0]["value"][0]) > born + 0.6)
-    r = src.read()
-    seen = prom.query('kepler_pod_cpu_joules_total{pod_name="router-0",zone="package",pod_namespace="default"}')
+    series = 'kepler_pod_cpu_joules_total{pod_name="router-0",zone="package",pod_namespace="default"}'
+    for _ in range(10):  # a reading that no scrape overtook: the counter is the same before and after
+        before = float(prom.query(series)[0]["value"][1])
+        r = src.read()
+        seen = float(prom.query(series)[0]["value"][1])
+        if seen == before:
+            break
+    else:
+        pytest.fail("every reading raced a scrape")
     # Counted in full from the pod's start (3 W since `born`), not from the exporter's start.
-    assert r.joules["late/package"] == pytest.approx(float(seen[0]["value"][1]), rel=1e-6)
+    assert r.joules["late/package"] == pytest.approx(seen, rel=1e-6)
     assert 0 < r.joules["late/package"] < 3.0 * (time.time() - born) + 1e-9
 
 
