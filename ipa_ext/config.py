@@ -316,7 +316,7 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
             raise r.err(f"plugins.{key}", "must be a list of names")
 
     for key in ("predictor", "workload", "adaptation", "simulation", "kubernetes", "prometheus"):
-        if data.get(key) is not None and not isinstance(data[key], (Mapping, str)):
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
             raise r.err(key, "must be a mapping")
 
     return Config(

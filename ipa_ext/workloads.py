@@ -40,6 +40,10 @@ DEFAULT_SYNTHETIC: Mapping[str, Any] = {
 }
 """The workload of a config that names none: a 20-minute fluctuating synthetic series."""
 
+MAX_DURATION_S = 366 * 86400
+"""The longest generated series (synthetic ``duration_s``, static ``load_duration``): a year
+of seconds; a longer one would not fit in memory."""
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -198,6 +202,11 @@ def synthetic(
     n = int(duration_s)
     if n < 1 or n != duration_s:
         raise ConfigError(f"must be a whole number of seconds >= 1, got {duration_s!r}", where="workload.duration_s")
+    if n > MAX_DURATION_S:
+        raise ConfigError(f"must be at most {MAX_DURATION_S} seconds (a year), got {duration_s!r}",
+                          where="workload.duration_s")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ConfigError(f"must be a whole number >= 0, got {seed!r}", where="workload.seed")
     for key, v in (("base_rps", base_rps), ("peak_rps", peak_rps), ("period_s", period_s)):
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise ConfigError(f"must be a number >= 0, got {v!r}", where=f"workload.{key}")
@@ -326,6 +335,9 @@ def from_section(section: Mapping[str, Any] | None, base_dir: Path, path: Path |
             raise ConfigError("must be a whole number >= 0", path=path, where="workload.loads_to_test")
         if duration is None or duration < 1:
             raise ConfigError("must be a whole number >= 1", path=path, where="workload.load_duration")
+        if duration > MAX_DURATION_S:
+            raise ConfigError(f"must be at most {MAX_DURATION_S} seconds (a year), got {duration}", path=path,
+                              where="workload.load_duration")
         return Workload(f"static:{load}", np.full(duration, load, dtype=np.int64), "static",
                         {"loads_to_test": load, "load_duration": duration})
     raise ConfigError(f"unknown workload type {kind!r} (synthetic, twitter or static)", path=path,

@@ -17,6 +17,7 @@ It also takes every ``ilp`` option.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ipa_ext import hookimpl
@@ -30,6 +31,8 @@ def _number(name: str, value: Any, *, positive: bool = False) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
     return float(value)

@@ -127,3 +127,56 @@ def test_missing_rate_and_missing_file(tmp_path):
 def test_duplicate_yaml_keys_are_rejected(tmp_path):
     c = write_config(tmp_path, "scaling_cap: 5\nscaling_cap: 6\n")
     assert_one_line_error(run_cli("validate", str(c)), str(c), "duplicate key 'scaling_cap'")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["optimize", CONFIG, "--rate", "abc"], "ipa-ext optimize: argument --rate: invalid float value: 'abc'"),
+        (["simulate", CONFIG, "--window", "-5-3"], "ipa-ext simulate: argument --window"),
+        (["energy", "measure", "--interval", "nan", "--", "true"], "argument --interval: invalid int value"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+        (["optimize"], "the following arguments are required: config"),
+    ],
+)
+def test_usage_errors_are_one_line(args, needle):
+    proc = run_cli(*args)
+    assert_one_line_error(proc, needle)
+    assert proc.returncode == 2
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--rate", "nan"], "--rate must be a finite number, got nan"),
+        (["--rate", "inf"], "--rate must be a finite number, got inf"),
+        (["--rate", "10", "--optimizer", "energy-ilp", "--delta", "nan"], "--delta must be a finite number"),
+        (["--rate", "10", "--optimizer", "energy-ilp", "--epsilon", "inf"], "--epsilon must be a finite number"),
+        (["--rate", "10", "--optimizer", "energy-ilp", "--power-cap", "nan"], "--power-cap must be a finite number"),
+        (["--rate", "10", "--optimizer", "energy-ilp", "--power-cap", "-5"], "--power-cap must be > 0, got -5"),
+        (["--rate", "10", "--at", "inf"], "--at must be a finite number"),
+        (["--rate", "10", "--optimizer", "energy-ilp:delta=.nan"], "delta must be a finite number, got nan"),
+        (["--rate", "10", "--optimizer", "energy-ilp:power_cap_w=.inf"], "power_cap_w must be a finite number"),
+    ],
+)
+def test_non_finite_numbers_on_the_command_line_are_rejected(args, needle):
+    proc = run_cli("optimize", CONFIG, *args)
+    assert_one_line_error(proc, needle)
+    assert proc.returncode == 2
+
+
+def test_pareto_rejects_non_finite_weights(tmp_path):
+    proc = run_cli("pareto", CONFIG, "--rate", "10", "--alpha", "nan", "--out", str(tmp_path))
+    assert_one_line_error(proc, "--alpha must be a finite number, got nan")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["simulate", "bench"])
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path, command):
+    f = tmp_path / "taken"
+    f.write_text("keep me\n")
+    extra = ["--policies", "ilp", "--no-plots"] if command == "bench" else []
+    for out in (f, f / "sub"):
+        proc = run_cli(command, CONFIG, *extra, "--quiet", "--out", str(out))
+        assert_one_line_error(proc, str(out), "--out: cannot create the output folder")
+    assert f.read_text() == "keep me\n"

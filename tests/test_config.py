@@ -124,3 +124,10 @@ def test_from_ipa_imports_settings_and_local_keys_override(tmp_path, shared_data
 def test_simulation_ipa_config_maps_rate(shared_data):
     ipa = read_ipa_config(shared_data / "ipa-configs" / "pipeline-simulation-video.yaml")
     assert ipa.values["rate_rps"] == 31 and ipa.values["batching_cap"] == 64
+
+
+@pytest.mark.parametrize("key", ["workload", "simulation", "predictor", "adaptation", "kubernetes", "prometheus"])
+def test_a_section_given_as_a_string_is_rejected(tmp_path, key):
+    p = cfg(tmp_path, f"{key}: bursty\n")
+    with pytest.raises(ConfigError, match=f"{key}: must be a mapping"):
+        load_config(p)

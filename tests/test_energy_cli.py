@@ -119,3 +119,10 @@ def test_measure_with_config_sources(tmp_path, root):
     rep = json.loads(proc.stdout)
     idle = next(d for d in rep["domains"] if d["id"] == "cpu/idle")
     assert idle["power_w"] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_port_out_of_range_is_one_line(port):
+    proc = run_cli("energy", "serve", "--source", "estimate", f"--port={port}")
+    assert_one_line_error(proc, f"--port: must be 0..65535, got {port}")
+    assert proc.returncode == 2

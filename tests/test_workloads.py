@@ -16,6 +16,7 @@ from conftest import VIDEO, assert_one_line_error, run_cli
 from ipa_ext.errors import InputError
 from ipa_ext.workloads import (
     IPA_WINDOWS,
+    MAX_DURATION_S,
     SYNTHETIC_PATTERNS,
     load_trace,
     parse_trace,
@@ -169,3 +170,32 @@ def test_synthetic_shapes():
        st.sampled_from([" ", "\n", "\t", "  \n"]))
 def test_any_integer_series_round_trips(values, sep):
     assert parse_trace(sep.join(map(str, values))).tolist() == values
+
+
+@pytest.mark.parametrize(
+    "section,needle",
+    [
+        ({"type": "synthetic", "pattern": "steady", "duration_s": 60, "seed": -1},
+         "workload.seed: must be a whole number >= 0"),
+        ({"type": "synthetic", "pattern": "steady", "duration_s": 10**12}, "workload.duration_s: must be at most"),
+        ({"type": "static", "loads_to_test": 5, "load_duration": 10**13}, "workload.load_duration: must be at most"),
+        ("bursty", "workload: must be a mapping"),
+    ],
+)
+def test_bad_workload_sections_are_one_line_errors(tmp_path, section, needle):
+    import yaml
+
+    data = yaml.safe_load(Path(CONFIG).read_text())
+    data.update(pipeline=str(VIDEO / "pipeline.yaml"), profiles=str(VIDEO / "profiles.csv"), workload=section)
+    c = tmp_path / "c.yaml"
+    c.write_text(yaml.safe_dump(data))
+    for cmd in (["validate", str(c)], ["simulate", str(c), "--quiet", "--out", str(tmp_path / "o")]):
+        assert_one_line_error(run_cli(*cmd), str(c), needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_synthetic_rejects_negative_seed_and_overlong_duration():
+    with pytest.raises(InputError, match="workload.seed"):
+        synthetic("steady", 10, -3)
+    with pytest.raises(InputError, match="workload.duration_s"):
+        synthetic("steady", MAX_DURATION_S + 1)

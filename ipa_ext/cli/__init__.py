@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import IpaExtError
@@ -20,8 +20,15 @@ from . import (adapt_cmd, bench_cmd, energy_cmd, optimize_cmd, pareto_cmd, plugi
 COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd, adapt_cmd)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``ipa-ext: error:`` line (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"ipa-ext: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ipa-ext",
         description="Energy-aware inference-pipeline adaptation (extends IPA).",
     )

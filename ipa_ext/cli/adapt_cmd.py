@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..metrics import AdapterMetrics
 from ..reports import write_json
 from ..runner import execute, prepare, run_summary
-from .common import load_host, warn_failures
+from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import LOG_NAME, SUMMARY_NAME, default_out
 
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot serve metrics on {args.metrics_bind}:{args.metrics_port}: "
                               f"{exc.strerror or exc}", where="--metrics-port") from None
     out = Path(args.out) if args.out else default_out("adapt")
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     handler = _logging(args.verbose)
     timer: threading.Timer | None = None
 

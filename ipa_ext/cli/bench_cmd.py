@@ -12,7 +12,7 @@ from ..bench import plot, run_grid, write_results
 from ..config import load_config
 from ..errors import ConfigError
 from ..workloads import parse_window, resolve
-from .common import load_host, warn_failures
+from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import add_workload_args, default_out
 
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         for n in names
     ]
     out = Path(args.out) if args.out else default_out("bench")
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
 
     stop = threading.Event()
     caught: list[str] = []

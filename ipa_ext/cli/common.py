@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..config import Config, load_config
@@ -70,6 +72,32 @@ def resolve_rate(args: argparse.Namespace, config: Config) -> float:
     rate = args.rate if args.rate is not None else config.rate_rps
     if rate is None:
         raise ConfigError("no rate given: pass --rate or set rate_rps", path=config.path, where="rate_rps")
+    if not math.isfinite(rate):
+        raise ConfigError(f"--rate must be a finite number, got {rate:g}")
     if rate < 0:
         raise ConfigError(f"--rate must be >= 0, got {rate:g}")
     return float(rate)
+
+
+def check_finite(flag: str, value: float | None, *, positive: bool = False) -> None:
+    """A float option, when given, is a finite number (and > 0 with ``positive``)."""
+    from ..errors import ConfigError
+
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{flag} must be a finite number, got {value:g}")
+    if positive and value <= 0:
+        raise ConfigError(f"{flag} must be > 0, got {value:g}")
+
+
+def output_dir(out: Path) -> Path:
+    """Create the ``--out`` folder; a path that cannot be one is a one-line error."""
+    from ..errors import InputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder: {exc.strerror or exc}", path=out,
+                         where="--out") from None
+    return out

@@ -291,6 +291,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if args.interval <= 0:
         raise ConfigError("must be a positive number of milliseconds", where="--interval")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"must be 0..65535, got {args.port}", where="--port")
 
     class Server(ThreadingMixIn, WSGIServer):
         daemon_threads = True

@@ -9,7 +9,7 @@ from ..config import load_config, parse_policy
 from ..errors import ConfigError
 from ..optimizers import Decision
 from ..problem import Evaluation, Problem
-from .common import load_host, print_json, resolve_rate, table, warn_failures
+from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     host = load_host(args, config)
     warn_failures(host)
     rate = resolve_rate(args, config)
+    for flag, value in (("--delta", args.delta), ("--epsilon", args.epsilon), ("--at", args.at_s)):
+        check_finite(flag, value)
+    check_finite("--power-cap", args.power_cap_w, positive=True)
     overrides: dict[str, Any] = {}
     weights = dict(config.settings.weights)
     for key in ("delta", "epsilon"):

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..config import load_config
 from ..errors import ConfigError, InputError
-from .common import load_host, print_json, resolve_rate, table, warn_failures
+from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
 
 DEFAULT_DELTAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     optimizer = host.registry.create("optimizer", args.optimizer, options, where="--optimizer")
     base_weights = dict(config.settings.weights)
     for key in ("alpha", "beta", "gamma"):
+        check_finite(f"--{key}", getattr(args, key))
         if getattr(args, key) is not None:
             base_weights[key] = getattr(args, key)
 

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..reports import summary_table, write_json, write_seconds_csv
 from ..runner import execute, prepare, run_summary
 from ..workloads import parse_window, resolve
-from .common import load_host, print_json, warn_failures
+from .common import load_host, output_dir, print_json, warn_failures
 
 LOG_NAME = "adaptation.jsonl"
 SECONDS_NAME = "seconds.csv"
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print("ipa-ext: note: energy.sources are not read by the simulation backend (simulated time); "
               "energy is modelled from the profiles (estimated)", file=sys.stderr)
     out = Path(args.out) if args.out else default_out("simulate")
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     progress = Progress(workload.duration_s) if show_progress(args) else None
     result, backend, _ = execute(prepared, workload, log_path=out / LOG_NAME, on_step=progress)
     if progress is not None:
