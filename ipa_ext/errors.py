@@ -54,15 +54,23 @@ class PluginError(IpaExtError):
     """A plugin failed to load or registered something invalid."""
 
 
-class UnknownNameError(IpaExtError):
+class UnknownNameError(ConfigError):
     """A name (optimizer, energy source, predictor, ...) that no plugin registered."""
 
-    def __init__(self, kind: str, name: str, available: list[str]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        available: list[str],
+        *,
+        path: str | Path | None = None,
+        where: str | None = None,
+    ) -> None:
         self.kind = kind
         self.name = name
         self.available = sorted(available)
         choices = ", ".join(self.available) if self.available else "none registered"
-        super().__init__(f"unknown {kind} {name!r} (available: {choices})")
+        super().__init__(f"unknown {kind} {name!r} (available: {choices})", path=path, where=where)
 
 
 class InfeasibleError(IpaExtError):

@@ -109,6 +109,49 @@ class Registration:
     plugin: str
 
 
+def name_field(where: str) -> str:
+    """The config field that holds a component's name, from the field of its options."""
+    return where[: -len(".options")] + ".name" if where.endswith(".options") else where
+
+
+def known_options(factory: Any) -> list[str] | None:
+    """The keyword options a factory accepts, following ``**kwargs`` up a class's bases;
+    None when they cannot be told."""
+    import inspect
+
+    names: list[str] = []
+    if isinstance(factory, type):
+        chain = [c.__init__ for c in factory.__mro__ if c is not object and "__init__" in vars(c)]
+    else:
+        chain = [factory]
+    for fn in chain:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name != "self" and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return names if isinstance(factory, type) else None
+
+
+def option_problem(factory: Any, exc: TypeError) -> str:
+    """A factory's TypeError about its options, in the config's words."""
+    text = str(exc)
+    unknown = re.search(r"unexpected keyword argument '([^']+)'", text)
+    if unknown:
+        known = known_options(factory)
+        tail = f" (known: {', '.join(known)})" if known else " (it takes none)" if known == [] else ""
+        return f"unknown option {unknown.group(1)!r}{tail}"
+    if text.endswith("takes no arguments"):
+        return "takes no options"
+    missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$", text)
+    if missing:
+        return f"missing option {missing.group(1).replace(' and ', ', ')}"
+    return text
+
+
 class Registry:
     """Components registered by plugins, by kind and name."""
 
@@ -128,11 +171,14 @@ class Registry:
         """Registered names of a kind, in registration order (built-ins first)."""
         return list(self._items[kind])
 
-    def get(self, kind: str, name: str) -> Registration:
+    def get(self, kind: str, name: str, *, path: Any = None, where: str | None = None) -> Registration:
+        """The registration of ``name``; an unknown name is an :class:`UnknownNameError`
+        listing the choices (naming the config ``path`` and field ``where`` when given)."""
         try:
             return self._items[kind][name]
         except KeyError:
-            raise UnknownNameError(kind, name, self.names(kind)) from None
+            raise UnknownNameError(kind, name, self.names(kind), path=path,
+                                   where=name_field(where) if where else None) from None
 
     def create(
         self,
@@ -146,11 +192,16 @@ class Registry:
 
         Bad options and factory errors become :class:`ConfigError` naming ``where``.
         """
-        reg = self.get(kind, name)
+        try:
+            reg = self.get(kind, name)
+        except UnknownNameError as exc:
+            if where is None:
+                raise
+            raise UnknownNameError(kind, name, exc.available, where=name_field(where)) from None
         try:
             obj = reg.factory(**dict(options or {}))
         except TypeError as exc:
-            raise ConfigError(f"{kind} {name!r}: {exc}", where=where) from None
+            raise ConfigError(f"{kind} {name!r}: {option_problem(reg.factory, exc)}", where=where) from None
         except (ValueError, KeyError) as exc:
             raise ConfigError(f"{kind} {name!r}: {exc}", where=where) from None
         base = KIND_BASES[kind]

@@ -107,7 +107,8 @@ def _num(config: Config, d: Mapping[str, Any], key: str, where: str, default: fl
     return float(v)
 
 
-def _predictor(host: PluginHost, config: Config, name: Any, options: Any, where: str) -> Predictor:
+def _predictor(host: PluginHost, config: Config, name: Any, options: Any, where: str,
+               options_where: str) -> Predictor:
     if not isinstance(name, str):
         raise ConfigError(f"expected a predictor name, got {name!r}", path=config.path, where=where)
     if name in NOT_SHIPPED_PREDICTORS:
@@ -118,9 +119,10 @@ def _predictor(host: PluginHost, config: Config, name: Any, options: Any, where:
         )
     name = ALIASES.get(name, name)
     if options is not None and not isinstance(options, Mapping):
-        raise ConfigError("must be a mapping", path=config.path, where=f"{where}_options")
+        raise ConfigError("must be a mapping", path=config.path, where=options_where)
+    host.registry.get("predictor", name, path=config.path, where=where)
     try:
-        return host.registry.create("predictor", name, options or {}, where=where)
+        return host.registry.create("predictor", name, options or {}, where=options_where)
     except ConfigError as exc:
         raise ConfigError(exc.detail, path=config.path, where=exc.where) from None
 
@@ -128,9 +130,10 @@ def _predictor(host: PluginHost, config: Config, name: Any, options: Any, where:
 def build_forecaster(host: PluginHost, config: Config) -> tuple[Forecaster, float, dict[str, Any]]:
     """The forecaster and the monitoring window the ``predictor`` section describes."""
     p = _section(config, "predictor", PREDICTOR_KEYS)
-    main = _predictor(host, config, p.get("name", DEFAULT_PREDICTOR), p.get("options"), "predictor.name")
+    main = _predictor(host, config, p.get("name", DEFAULT_PREDICTOR), p.get("options"), "predictor.name",
+                      "predictor.options")
     backup = _predictor(host, config, p.get("backup", DEFAULT_BACKUP), p.get("backup_options"),
-                        "predictor.backup")
+                        "predictor.backup", "predictor.backup_options")
     bucket = _num(config, p, "bucket_s", "predictor.bucket_s", 10, minimum=1)
     if bucket != int(bucket):
         raise ConfigError(f"must be a whole number of seconds, got {bucket!r}", path=config.path,
@@ -185,7 +188,7 @@ def make_optimizer(
     else:
         name, options = parse_policy(spec)
         where, label = "--optimizer", spec
-    reg = host.registry.get("optimizer", name)
+    reg = host.registry.get("optimizer", name, path=config.path if spec is None else None, where=where)
     if base is not None and "base" not in options and isinstance(reg.factory, type) and issubclass(
         reg.factory, DelegatingPolicy
     ):
@@ -220,7 +223,8 @@ def prepare(
     bspec = config.backend
     if backend is not None and backend != bspec.name:
         bspec = ComponentSpec(backend, {}, "--backend")
-    factory = host.registry.get("backend", bspec.name).factory
+    factory = host.registry.get("backend", bspec.name, path=None if backend is not None else config.path,
+                                where=bspec.where or "backend").factory
     if problem.settings.initial is None and not getattr(factory, "live", False):
         raise ConfigError("an adaptation run needs the starting configuration", path=config.path,
                           where="initial")

@@ -48,7 +48,7 @@ class MovingWindowMaxPredictor(Predictor):
     name = "moving-window-max"
 
     def __init__(self, window: int = 6) -> None:
-        if isinstance(window, bool) or int(window) != window or window < 1:
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or int(window) != window or window < 1:
             raise ValueError(f"window must be a whole number of buckets >= 1, got {window!r}")
         self.window = int(window)
 

@@ -180,3 +180,42 @@ def test_out_that_is_a_file_is_a_one_line_error(tmp_path, command):
         proc = run_cli(command, CONFIG, *extra, "--quiet", "--out", str(out))
         assert_one_line_error(proc, str(out), "--out: cannot create the output folder")
     assert f.read_text() == "keep me\n"
+
+
+SIM = ("initial:\n  crop: {variant: yolov5n, cpu: 1, batch: 1, replicas: 1}\n"
+       "  classification: {variant: resnet18, cpu: 1, batch: 1, replicas: 1}\n"
+       "workload: {type: static, loads_to_test: 5, load_duration: 20}\n")
+
+
+@pytest.mark.parametrize("extra,optimizer,needles", [
+    ("backend: nosuch\n", "ilp", ("backend: unknown backend 'nosuch'", "simulation")),
+    ("backend: {name: nosuch}\n", "ilp", ("backend.name: unknown backend 'nosuch'",)),
+    ("", "{name: nosuch}", ("optimizer.name: unknown optimizer 'nosuch'", "brute-force")),
+    ("", "{name: ilp, options: {bogus: 1}}",
+     ("optimizer.options: optimizer 'ilp': unknown option 'bogus' (known: solver, time_limit_s",)),
+    # energy-ilp passes **options on to ilp: the known options are both classes'
+    ("", "{name: energy-ilp, options: {bogus: 1}}", ("unknown option 'bogus' (known: delta,", "solver")),
+    ("predictor: {name: moving-window-max, options: {window: abc}}\n", "ilp",
+     ("predictor.options: predictor 'moving-window-max': window must be a whole number", "'abc'")),
+    ("predictor: {backup: nope}\n", "ilp", ("predictor.backup: unknown predictor 'nope'",)),
+    ("predictor: {backup: max, backup_options: {x: 1}}\n", "ilp",
+     ("predictor.backup_options: predictor 'max': takes no options",)),
+])
+def test_config_component_errors_name_the_file_and_field(tmp_path, extra, optimizer, needles):
+    c = write_config(tmp_path, SIM + extra, optimizer=optimizer)
+    for cmd in (("validate", str(c)), ("simulate", str(c), "--quiet", "--out", str(tmp_path / "out"))):
+        assert_one_line_error(run_cli(*cmd), f"{c}: ", *needles)
+
+
+def test_an_unknown_energy_source_in_the_config_names_the_field(tmp_path):
+    c = write_config(tmp_path, "energy: {sources: [nosuch]}\n")
+    assert_one_line_error(run_cli("validate", str(c)), f"{c}: energy.sources[0]: unknown energy source 'nosuch'")
+
+
+def test_command_line_component_errors_name_the_flag(tmp_path):
+    c = write_config(tmp_path, SIM, optimizer="ilp")
+    assert_one_line_error(run_cli("simulate", str(c), "--optimizer", "nope", "--quiet", "--out", str(tmp_path / "o")),
+                          "ipa-ext: error: --optimizer: unknown optimizer 'nope'")
+    assert_one_line_error(run_cli("optimize", str(c), "--rate", "5", "--optimizer", "ilp:bogus=1"),
+                          "--optimizer: optimizer 'ilp': unknown option 'bogus'")
+    assert_one_line_error(run_cli("adapt", str(c), "--backend", "nope"), "--backend: unknown backend 'nope'")

@@ -103,7 +103,7 @@ def test_measure_errors_are_one_line(tmp_path):
     assert_one_line_error(run_cli("energy", "measure", "-o", "x=1", "--", "true"),
                           "--source-option: 'x=1': name the source")
     assert_one_line_error(run_cli("energy", "measure", "--source", "estimate", "-o", "bogus=1", "--", "true"),
-                          "unexpected keyword argument 'bogus'")
+                          "unknown option 'bogus' (known: watts_per_core,")
     assert_one_line_error(run_cli("energy", "measure", "--source", "estimate", "--interval", "0", "--", "true"),
                           "--interval: must be a positive")
 

@@ -96,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise ConfigError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
     name = args.backend or config.backend.name
-    if not getattr(host.registry.get("backend", name).factory, "live", False):
+    reg = host.registry.get("backend", name, path=None if args.backend else config.path,
+                            where="--backend" if args.backend else config.backend.where or "backend")
+    if not getattr(reg.factory, "live", False):
         raise ConfigError(f"backend {name!r} is not live; ipa-ext adapt drives a live backend such as "
                           "kubernetes (ipa-ext simulate runs the simulation)",
                           path=None if args.backend else config.path,

@@ -29,12 +29,15 @@ def run(args: argparse.Namespace) -> int:
     warn_failures(host)
     problem = config.build_problem(host)
     # Components the config names explicitly must exist and accept their options.
-    host.registry.create("optimizer", config.optimizer.name, config.optimizer.options,
-                         where=config.optimizer.where)
+    try:
+        host.registry.create("optimizer", config.optimizer.name, config.optimizer.options,
+                             where=config.optimizer.where)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, path=config.path, where=exc.where) from None
     if "backend" in config.raw:
-        host.registry.get("backend", config.backend.name)
+        host.registry.get("backend", config.backend.name, path=config.path, where=config.backend.where)
     for spec in config.energy_sources:
-        host.registry.get("energy source", spec.name)
+        host.registry.get("energy source", spec.name, path=config.path, where=spec.where)
     _check_loop_sections(config, host)
     base = problem.base_allocations() if problem.settings.allocation_mode == "base" else None
     summary = {
