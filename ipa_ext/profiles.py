@@ -77,7 +77,7 @@ def parse_pipeline_definition(
     """Parse ``{name, stages: [{name, variants}]}`` into stage names and variants."""
     if not isinstance(data, Mapping):
         raise ProfileError("expected a mapping with 'stages'", path=path)
-    name = str(data.get("name", "pipeline"))
+    name = _name(data.get("name", "pipeline"), path=path, where="name")
     stages_raw = data.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
         raise ProfileError("'stages' must be a non-empty list", path=path, where="stages")
@@ -87,7 +87,7 @@ def parse_pipeline_definition(
         where = f"stages[{i}]"
         if not isinstance(st, Mapping) or "name" not in st:
             raise ProfileError("each stage needs a 'name'", path=path, where=where)
-        sname = str(st["name"])
+        sname = _name(st["name"], path=path, where=f"{where}.name")
         if sname in seen:
             raise ProfileError(f"duplicate stage {sname!r}", path=path, where=where)
         seen.add(sname)
@@ -96,15 +96,23 @@ def parse_pipeline_definition(
     return name, stages
 
 
+def _name(value: Any, *, path: str | Path | None, where: str) -> str:
+    """A pipeline, stage or variant name: a non-empty string (YAML numbers such as ``18``
+    are taken as their text); lists, mappings, booleans and null are refused."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+        raise ProfileError(f"a name must be a non-empty string, got {value!r}", path=path, where=where)
+    return str(value)
+
+
 def _parse_variants(raw: Any, *, path: str | Path | None, where: str) -> list[Variant]:
     items: list[tuple[str, Any]] = []
     if isinstance(raw, Mapping):
-        items = [(str(k), v) for k, v in raw.items()]
+        items = [(_name(k, path=path, where=where), v) for k, v in raw.items()]
     elif isinstance(raw, list):
         for j, v in enumerate(raw):
             if not isinstance(v, Mapping) or "name" not in v:
                 raise ProfileError("each variant needs a 'name'", path=path, where=f"{where}[{j}]")
-            items.append((str(v["name"]), v))
+            items.append((_name(v["name"], path=path, where=f"{where}[{j}].name"), v))
     else:
         raise ProfileError("must list the stage's variants", path=path, where=where)
     if not items:

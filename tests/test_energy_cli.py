@@ -10,7 +10,7 @@ import pytest
 
 from ipa_ext.energy.select import create
 
-from conftest import assert_one_line_error, run_cli
+from conftest import VIDEO, assert_one_line_error, run_cli
 
 BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nraise SystemExit(7)\n"
 
@@ -37,6 +37,20 @@ def test_probe_lists_every_source_as_probe_reports_it(host):
     table = run_cli("energy", "probe").stdout
     assert table.splitlines()[0].split() == ["source", "status", "quality", "domains"]
     assert "hint:" in table or all(r["status"] == "available" for r in rows.values())
+
+
+def test_probe_shows_a_source_that_needs_options_but_rejects_options_given_wrongly(tmp_path):
+    # Probing every source: kepler has no url, which is a row of the table, not an error.
+    rows = {r["source"]: r for r in json.loads(run_cli("energy", "probe", "--json").stdout)}
+    assert rows["kepler"]["status"] == "needs options" and "url" in rows["kepler"]["detail"]
+    # Options the user gave that the source refuses are an error naming where they came from.
+    assert_one_line_error(run_cli("energy", "probe", "--source", "rapl", "-o", "bogus=1"),
+                          "--source-option: energy source 'rapl': unknown option 'bogus' (known: sysfs_root")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"pipeline: {VIDEO / 'pipeline.yaml'}\nprofiles: {VIDEO / 'profiles.csv'}\n"
+                   "energy: {sources: [{name: estimate, options: {wats: 3}}]}\n")
+    assert_one_line_error(run_cli("energy", "probe", "--config", str(cfg)),
+                          f"{cfg}: energy.sources[0].options: energy source 'estimate': unknown option 'wats'")
 
 
 def test_measure_a_command_with_a_fake_rapl_tree(tmp_path):

@@ -130,6 +130,24 @@ def test_corrupt_line_in_the_middle_names_the_line(shared_data, tmp_path):
     assert_one_line_error(proc, f"{p}: line 11: not a perf stat line")
 
 
+@pytest.mark.parametrize("bad", [
+    "     5.000974081             -12.50 Joules power/energy-pkg/\n",
+    "5.000974081,-12.50,Joules,power/energy-pkg/,1000,100.00,,\n",
+])
+def test_a_negative_count_is_named_not_taken(shared_data, tmp_path, bad):
+    lines = (shared_data / "perf-logs" / LOGS[0]).read_text().splitlines(keepends=True)
+    if "," in bad:  # the same log in perf's CSV form would be all CSV; a lone CSV line is its own log
+        lines = ["5.000974081,1.50,Joules,power/energy-pkg/,1000,100.00,,\n", bad,
+                 "6.000974081,1.50,Joules,power/energy-pkg/,1000,100.00,,\n"]
+        where = "line 2"
+    else:
+        lines[10] = bad
+        where = "line 11"
+    p = tmp_path / "negative.txt"
+    p.write_text("".join(lines))
+    assert_one_line_error(run_cli("energy", "report", str(p)), f"{p}: {where}: ", "count '-12.50' is negative")
+
+
 def test_truncated_log_keeps_the_data_and_says_so(shared_data, tmp_path):
     text = (shared_data / "perf-logs" / LOGS[0]).read_text()
     cut = text[: text.index("power/energy-ram/", len(text) // 2) + 8]  # inside an event name

@@ -97,6 +97,27 @@ def test_variant_without_accuracy(tmp_path):
         load_pipeline(pp, cp)
 
 
+@pytest.mark.parametrize("old,new,where", [
+    ("name: tiny", "name: [1, 2]", "name"),
+    ("  - name: det\n", "  - name: {x: 1}\n", r"stages\[0\]\.name"),
+    ("{name: small, accuracy: 40}", "{name: null, accuracy: 40}", r"stages\[0\]\.variants\[0\]\.name"),
+    ("{name: small, accuracy: 40}", "{name: '', accuracy: 40}", r"stages\[0\]\.variants\[0\]\.name"),
+    ("name: tiny", "name: true", "name"),
+])
+def test_names_must_be_strings(tmp_path, old, new, where):
+    pp, cp = write(tmp_path, pipeline=PIPELINE.replace(old, new, 1))
+    with pytest.raises(ProfileError, match=rf"{where}: a name must be a non-empty string"):
+        load_pipeline(pp, cp)
+
+
+def test_a_numeric_name_is_its_text(tmp_path):
+    pipeline = PIPELINE.replace("name: tiny", "name: 42").replace("r18: 70", "18: 70")
+    rows = [r.replace("cls,r18", "cls,18") for r in ROWS]
+    pp, cp = write(tmp_path, rows=rows, pipeline=pipeline)
+    pipe = load_pipeline(pp, cp)
+    assert pipe.name == "42" and [v.name for v in pipe.stages[1].variants] == ["18", "r50"]
+
+
 def test_malformed_yaml_names_line(tmp_path):
     pp, cp = write(tmp_path, pipeline="stages: [\n  - name: x\n")
     with pytest.raises(ProfileError) as exc:

@@ -156,6 +156,12 @@ def test_bench_rejects_unknown_policies_before_running(tmp_path):
     assert not (tmp_path / "o" / "results.csv").exists()
     proc = run_cli("bench", CONFIG, "--policies", "ipa,ipa", "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, "repeats")
+    for bad in ("ipa,,ms", "ipa,", ",ipa"):
+        proc = run_cli("bench", CONFIG, "--policies", bad, "--out", str(tmp_path / "o"))
+        assert_one_line_error(proc, "--policies", "has an empty name")
+    assert_one_line_error(run_cli("bench", CONFIG, "--policies", " , ", "--out", str(tmp_path / "o")),
+                          "--policies: give at least one name")
+    assert not (tmp_path / "o" / "results.csv").exists()
 
 
 @pytest.mark.parametrize("args, needles", [

@@ -29,9 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _split(text: str, what: str) -> list[str]:
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    if not items:
+    items = [x.strip() for x in text.split(",")]
+    if not any(items):
         raise ConfigError(f"--{what}: give at least one name")
+    if not all(items):
+        raise ConfigError(f"--{what}: {text!r} has an empty name (two commas, or one at an end)")
     if len(set(items)) != len(items):
         raise ConfigError(f"--{what}: {items} repeats a name")
     return items

@@ -126,15 +126,22 @@ def run_probe(args: argparse.Namespace) -> int:
     warn_failures(host)
     names = list(args.source) or host.registry.names("energy source")
     options = _parse_options(args, names) if args.source_option else {}
+    given = {n: "--source-option" for n in options}  # where options the user gave come from
     if config is not None:
         for s in config.energy_sources:
-            options.setdefault(s.name, dict(s.options))
+            if s.name not in options:
+                options[s.name] = dict(s.options)
+                given[s.name] = s.where
     rows = []
     for n in names:
         entry: dict[str, Any] = {"source": n, "plugin": host.registry.get("energy source", n).plugin}
         try:
             src = create(host, n, options.get(n))
         except ConfigError as exc:
+            if n in given:  # options the user gave are wrong: an error, not a probe result
+                from_config = given[n] != "--source-option"
+                raise ConfigError(exc.detail, path=config.path if from_config and config else None,
+                                  where=given[n]) from None
             entry.update(status="needs options", detail=str(exc), hint="give its options with -o KEY=VALUE",
                          quality=None, domains=[])
             rows.append(entry)

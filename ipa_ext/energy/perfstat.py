@@ -54,6 +54,8 @@ def _record(time_s: float | None, count: str, unit: str, event: str) -> PerfReco
         raise ValueError(f"count {count!r} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"count {count!r} is not finite")
+    if value < 0:
+        raise ValueError(f"count {count!r} is negative; perf counts never are")
     return PerfRecord(time_s, event, value, unit)
 
 
@@ -83,7 +85,9 @@ def parse_human_line(line: str) -> PerfRecord | None:
         raise ValueError("not a perf stat counter line")
     rest = _TRAILER.sub("", " " + m.group("rest")).strip()
     parts = rest.split()
-    if parts and parts[0][:1].isdigit():
+    if parts and _is_float(parts[0]) and float(parts[0]) < 0:
+        raise ValueError(f"count {parts[0]!r} is negative; perf counts never are")
+    if parts and (parts[0][:1].isdigit() or _is_float(parts[0])):
         raise ValueError(f"unexpected {parts[0]!r} where a unit or event belongs")
     if len(parts) == 1 and parts[0] in _UNITS:
         raise ValueError(f"no event name after the unit {parts[0]!r}")
