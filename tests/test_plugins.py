@@ -229,3 +229,25 @@ def test_third_party_distribution_is_discovered_and_used(installed_testpdu, tmp_
     rep = json.loads(proc.stdout)
     assert rep["domains"][0]["id"] == "pdu0/outlet" and rep["domains"][0]["source"] == "test-pdu"
     assert rep["total_j"] == pytest.approx(0.1 * 3600.0) and rep["quality"] == "measured"
+
+
+def test_a_plugin_that_registers_nothing_is_warned_about(tmp_path, root):
+    nohook = plugin_file(tmp_path, "nohook", "def register_optimizers(register):\n    register('x', object)\n")
+    empty = plugin_file(tmp_path, "empty", "from ipa_ext import hookimpl\n\n@hookimpl\n"
+                                          "def register_optimizers(register):\n    pass\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((root / "examples/video/config.yaml").read_text()
+                   .replace("pipeline.yaml", str(root / "examples/video/pipeline.yaml"))
+                   .replace("profiles.csv", str(root / "examples/video/profiles.csv"))
+                   + f"plugins:\n  load: [{nohook}, {empty}]\n")
+    proc = run_cli("optimize", str(cfg), "--rate", "10")
+    assert proc.returncode == 0, proc.stderr
+    warnings = proc.stderr.splitlines()
+    assert warnings == [
+        f"ipa-ext: warning: plugin 'nohook' ({nohook}) registered nothing: it has no @ipa_ext.hookimpl "
+        "register_* functions",
+        f"ipa-ext: warning: plugin 'empty' ({empty}) registered nothing: its register_optimizers did not "
+        "call register()",
+    ]
+    # the built-ins all register something: no warning without these two
+    assert run_cli("optimize", str(root / "examples/video/config.yaml"), "--rate", "10").stderr == ""

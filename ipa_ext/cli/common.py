@@ -44,6 +44,12 @@ def load_config_and_host(args: argparse.Namespace) -> tuple[Config, PluginHost]:
 def warn_failures(host: PluginHost) -> None:
     for rec in host.failures:
         print(f"ipa-ext: warning: plugin {rec.name!r} failed: {rec.error}", file=sys.stderr)
+    for rec in host.records:
+        if rec.status == "loaded" and not any(rec.registered.values()):
+            hint = ("it has no @ipa_ext.hookimpl register_* functions" if not rec.hooks
+                    else f"its {', '.join(rec.hooks)} did not call register()")
+            print(f"ipa-ext: warning: plugin {rec.name!r} ({rec.module}) registered nothing: {hint}",
+                  file=sys.stderr)
 
 
 def print_json(obj: Any) -> None:
