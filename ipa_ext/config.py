@@ -193,11 +193,26 @@ class _Reader:
         raise self.err(where, f"expected a name or {{name, options}}, got {v!r}")
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+KIND_KEYS = {"workload": ("type", None), "optimizer": ("name", None), "backend": ("name", None),
+             "predictor": ("name", "options")}
+"""Sections whose meaning depends on one key (a workload's ``type``, a component's
+``name``): when this file changes that key, what ``from_ipa`` imported for the old kind is
+dropped, the whole section or (``predictor``) just its kind-specific sub-key."""
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any], top: bool = True) -> dict[str, Any]:
+    """``over`` on top of ``base``, mappings merged key by key (see :data:`KIND_KEYS`)."""
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _merge(out[k], v)
+        old = out.get(k)
+        if top and k in KIND_KEYS and isinstance(old, Mapping):
+            key, specific = KIND_KEYS[k]
+            new_kind = v.get(key) if isinstance(v, Mapping) else v
+            if new_kind is not None and new_kind != old.get(key):
+                old = {kk: vv for kk, vv in old.items() if kk not in (key, specific)} if specific else None
+                out[k] = old
+        if isinstance(v, Mapping) and isinstance(old, Mapping):
+            out[k] = _merge(old, v, top=False)
         else:
             out[k] = v
     return out
@@ -301,6 +316,9 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
     energy = data.get("energy") or {}
     if not isinstance(energy, Mapping):
         raise r.err("energy", "must be a mapping with 'sources'")
+    unknown = [str(k) for k in energy if k != "sources"]
+    if unknown:
+        raise r.err(f"energy.{unknown[0]}", "unknown key (known: sources)")
     sources_raw = energy.get("sources") or []
     if not isinstance(sources_raw, list):
         raise r.err("energy.sources", "must be a list")
@@ -355,6 +373,9 @@ def _initial(r: _Reader, pipeline: Pipeline, raw: Any) -> Configuration | None:
         for k in ("variant", "cpu", "batch", "replicas"):
             if k not in entry:
                 raise r.err(f"{w}.{k}", "missing")
+        unknown = [str(k) for k in entry if k not in ("variant", "cpu", "batch", "replicas")]
+        if unknown:
+            raise r.err(f"{w}.{unknown[0]}", "unknown key (known: variant, cpu, batch, replicas)")
         variant = str(entry["variant"])
         if variant not in stage.variant_names:
             raise r.err(f"{w}.variant", f"unknown variant {variant!r} of stage {stage.name!r}")

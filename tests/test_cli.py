@@ -57,12 +57,32 @@ def test_validate_summarises(tmp_path):
     assert "OK" in proc.stdout and "base cpu" in proc.stdout
     d = json.loads(run_cli("validate", CONFIG, "--json").stdout)
     assert d["stages"][0]["base_allocation"]["yolov5n"] == 1
+    # rows per variant in the table, per stage in the JSON's profile_rows
+    assert d["stages"][0]["variant_profile_rows"]["yolov5n"] == sum(
+        1 for l in (VIDEO / "profiles.csv").read_text().splitlines() if l.startswith("crop,yolov5n,"))
+    assert d["stages"][0]["profile_rows"] == sum(d["stages"][0]["variant_profile_rows"].values())
+    row = next(l for l in proc.stdout.splitlines() if l.split()[:2] == ["crop", "yolov5n"])
+    assert row.split()[-1] == str(d["stages"][0]["variant_profile_rows"]["yolov5n"])
 
 
 def test_validate_ipa_config(shared_data):
     proc = run_cli("validate", str(shared_data / "ipa-configs" / "video-1.yaml"))
     assert proc.returncode == 0, proc.stderr
     assert "an upstream IPA config" in proc.stdout and "profiling_series" in proc.stdout
+    # what it leaves to set: IPA's LSTM is not shipped, and the trace is a local file
+    assert "also set 'predictor: {name: moving-window-max}'" in proc.stdout
+    assert "also set 'workload: {trace: PATH}'" in proc.stdout
+
+
+def test_the_ipa_config_hint_gives_a_config_that_runs(tmp_path, shared_data):
+    c = tmp_path / "c.yaml"
+    c.write_text(f"from_ipa: {shared_data / 'ipa-configs' / 'video-1.yaml'}\n"
+                 f"pipeline: {VIDEO / 'pipeline.yaml'}\nprofiles: {VIDEO / 'profiles.csv'}\n"
+                 "predictor: {name: moving-window-max}\n"
+                 f"workload: {{trace: {shared_data / 'twitter-trace' / 'workload.tbz2'}}}\n")
+    proc = run_cli("simulate", str(c), "--quiet", "--json", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["workload"]["start_s"] == 1301160
 
 
 def write_config(tmp_path: Path, extra: str = "", optimizer: str = "brute-force", **files: str) -> Path:
@@ -219,3 +239,17 @@ def test_command_line_component_errors_name_the_flag(tmp_path):
     assert_one_line_error(run_cli("optimize", str(c), "--rate", "5", "--optimizer", "ilp:bogus=1"),
                           "--optimizer: optimizer 'ilp': unknown option 'bogus'")
     assert_one_line_error(run_cli("adapt", str(c), "--backend", "nope"), "--backend: unknown backend 'nope'")
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ("simulation: {drop_limt_s: 1}\n", "simulation: backend 'simulation': unknown option 'drop_limt_s'"),
+    ("backend: {name: simulation, options: {foo: 1}}\n", "backend.options: backend 'simulation': unknown option 'foo'"),
+    ("backend: kubernetes\nkubernetes: {namespaec: x}\n", "kubernetes.namespaec: unknown key"),
+    ("backend: kubernetes\nprometheus: {url: 'http://127.0.0.1:1', foo: 1}\n", "prometheus.foo: unknown key"),
+])
+def test_validate_checks_the_backend_sections_as_a_run_would(tmp_path, extra, needle):
+    c = write_config(tmp_path, SIM + extra, optimizer="ilp")
+    assert_one_line_error(run_cli("validate", str(c)), f"{c}: {needle}")
+    if "kubernetes" not in extra:  # simulate says the same
+        assert_one_line_error(run_cli("simulate", str(c), "--quiet", "--out", str(tmp_path / "o")),
+                              f"{c}: {needle}")

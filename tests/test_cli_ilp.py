@@ -169,3 +169,22 @@ def test_optimize_takes_optimizer_options_on_the_command_line():
                           "--optimizer", "solver must be one of")
     assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "30", "--optimizer", "ilp:solver"),
                           "expected NAME:key=value")
+
+
+def test_flags_override_the_config_optimizers_options_of_the_same_name(tmp_path):
+    cfg = write_config(tmp_path, optimizer="{name: energy-ilp, options: {delta: 0.5, power_cap_w: 10}}")
+    # the config's 10 W cap is infeasible at 30 rps; the flag's 100 W and delta 0.1 are used instead
+    assert_one_line_error(run_cli("optimize", str(cfg), "--rate", "30"), "power_cap_w 10")
+    proc = run_cli("optimize", str(cfg), "--rate", "30", "--delta", "0.1", "--power-cap", "100", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["weights"]["delta"] == 0.1 and d["terms"]["energy"] <= 100
+    # the same option in --optimizer and in its flag must agree
+    assert_one_line_error(run_cli("optimize", str(cfg), "--rate", "30", "--optimizer", "energy-ilp:delta=0.2",
+                                  "--delta", "0.1"), "--optimizer: delta is 0.2 here and 0.1 in its own flag")
+
+
+def test_a_bad_option_in_the_config_names_the_file(tmp_path):
+    cfg = write_config(tmp_path, optimizer="{name: ilp, options: {time_limit_s: 0}}")
+    assert_one_line_error(run_cli("optimize", str(cfg), "--rate", "20"),
+                          f"{cfg}: optimizer.options: optimizer 'ilp': time_limit_s must be > 0")

@@ -121,6 +121,21 @@ def test_from_ipa_imports_settings_and_local_keys_override(tmp_path, shared_data
     assert "profiling_series" in c.ipa.ignored
 
 
+def test_from_ipa_a_section_of_another_kind_replaces_the_imported_one(tmp_path, shared_data):
+    ref = f"from_ipa: {shared_data / 'ipa-configs' / 'video-1.yaml'}\n"
+    # IPA's twitter workload carries damping_factor; a synthetic workload here does not inherit it
+    c = load_config(cfg(tmp_path, ref + "workload: {type: synthetic, pattern: steady}\n"))
+    assert c.section("workload") == {"type": "synthetic", "pattern": "steady"}
+    # the same kind is merged key by key
+    c = load_config(cfg(tmp_path, ref + "workload: {trace: t.tbz2}\n"))
+    assert c.section("workload") == {"type": "twitter", "start": 1301160, "end": 1302360, "damping_factor": 8,
+                                     "trace": "t.tbz2"}
+    # another predictor drops only the imported one's own options; backup and margin stay
+    c = load_config(cfg(tmp_path, ref + "predictor: {name: moving-window-max, options: {window: 3}}\n"))
+    p = c.section("predictor")
+    assert p["name"] == "moving-window-max" and p["options"] == {"window": 3} and p["backup"] == "max"
+
+
 def test_simulation_ipa_config_maps_rate(shared_data):
     ipa = read_ipa_config(shared_data / "ipa-configs" / "pipeline-simulation-video.yaml")
     assert ipa.values["rate_rps"] == 31 and ipa.values["batching_cap"] == 64
@@ -131,3 +146,13 @@ def test_a_section_given_as_a_string_is_rejected(tmp_path, key):
     p = cfg(tmp_path, f"{key}: bursty\n")
     with pytest.raises(ConfigError, match=f"{key}: must be a mapping"):
         load_config(p)
+
+
+@pytest.mark.parametrize("extra,where", [
+    ("initial:\n  crop: {variant: yolov5n, cpu: 1, batch: 1, replicas: 1, bogus: 2}\n"
+     "  classification: {variant: resnet18, cpu: 1, batch: 1, replicas: 1}\n", "initial.crop.bogus"),
+    ("energy: {sourcez: [rapl]}\n", "energy.sourcez"),
+])
+def test_unknown_keys_in_nested_sections_name_the_field(tmp_path, extra, where):
+    with pytest.raises(ConfigError, match=rf"{where}: unknown key"):
+        load_config(cfg(tmp_path, extra))

@@ -176,3 +176,21 @@ def test_bench_rejects_unknown_policies_before_running(tmp_path):
 def test_bad_command_line_input_is_one_line(tmp_path, args, needles):
     proc = run_cli("simulate", CONFIG, *args, "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, *needles)
+
+
+def test_infeasible_decisions_are_said_and_a_never_deciding_policy_fails(tmp_path):
+    # infadapter applies to single-stage pipelines only: every decision is infeasible
+    out = tmp_path / "all"
+    proc = run_cli("simulate", CONFIG, "--optimizer", "infadapter", "--quiet", "--out", str(out))
+    assert_one_line_error(proc, "every one of the 119 decisions was infeasible",
+                          "infadapter applies to single-stage pipelines only")
+    assert proc.returncode == 1
+    summary = json.loads((out / "summary.json").read_text())  # the run is still written
+    assert summary["infeasible_decisions"] == summary["decisions"] == 119
+    # scaling_cap 2 cannot serve the peaks: a warning, and the run succeeds
+    cfg = write_config(tmp_path, scaling_cap=2)
+    proc = run_cli("simulate", str(cfg), "--quiet", "--out", str(tmp_path / "some"))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ipa-ext: warning: 30 of 119 decisions were infeasible")
+    assert "scaling_cap 2" in lines[0]

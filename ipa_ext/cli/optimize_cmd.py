@@ -97,13 +97,27 @@ def run(args: argparse.Namespace) -> int:
                               path=config.path, where="carbon")
         overrides["carbon_intensity_g_per_kwh"] = config.carbon.at(args.at_s)
     problem = config.build_problem(host, **overrides)
+    # --delta, --epsilon, --power-cap and --at also replace optimizer options of those names
+    # (energy-ilp takes them as options), which the config may set.
+    flags = {"delta": args.delta, "epsilon": args.epsilon, "power_cap_w": args.power_cap_w,
+             "carbon_intensity_g_per_kwh": overrides.get("carbon_intensity_g_per_kwh")}
+    flags = {k: v for k, v in flags.items() if v is not None}
     if args.optimizer:
         name, cli_options = parse_policy(args.optimizer)
+        for key in cli_options.keys() & flags.keys():
+            if cli_options[key] != flags[key]:
+                raise ConfigError(f"{key} is {cli_options[key]!r} here and {flags[key]!r} in its own flag; "
+                                  "give it once", where="--optimizer")
         base = dict(config.optimizer.options) if name == config.optimizer.name else {}
-        options, where = {**base, **cli_options}, "--optimizer"
+        options, where, path = {**base, **cli_options}, "--optimizer", None
     else:
-        name, options, where = config.optimizer.name, config.optimizer.options, config.optimizer.where
-    optimizer = host.registry.create("optimizer", name, options, where=where)
+        name, options = config.optimizer.name, dict(config.optimizer.options)
+        where, path = config.optimizer.where, config.path
+    options.update({k: v for k, v in flags.items() if k in options})
+    try:
+        optimizer = host.registry.create("optimizer", name, options, where=where)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, path=exc.path or path, where=exc.where) from None
     if args.k is not None and args.k < 1:
         raise ConfigError(f"-k must be >= 1, got {args.k}")
     decision = optimizer.optimize(problem, rate, config.settings.initial, args.k)

@@ -116,4 +116,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"ipa-ext: stopped by {result.interrupted}; the log and summary cover "
               f"{result.seconds:g} s", file=sys.stderr)
         return 128 + int(getattr(signal, result.interrupted))
+    bad, decisions = summary["infeasible_decisions"], summary["decisions"]
+    if bad:
+        # the run kept the configuration in place at those steps; say why, and fail when the
+        # optimizer never decided (as ipa-ext optimize fails without a feasible configuration)
+        reason = summary.get("first_infeasible_reason") or "no feasible configuration"
+        if bad == decisions:
+            print(f"ipa-ext: error: every one of the {decisions} decisions was infeasible, so the initial "
+                  f"configuration ran throughout: {reason}", file=sys.stderr)
+            return 1
+        print(f"ipa-ext: warning: {bad} of {decisions} decisions were infeasible (the configuration was "
+              f"kept); the first: {reason}", file=sys.stderr)
     return 0

@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
                 "name": s.name,
                 "variants": {v.name: v.accuracy for v in s.variants},
                 "profile_rows": len(s.profiles),
+                "variant_profile_rows": {v.name: sum(1 for (vn, _c, _b) in s.profiles if vn == v.name)
+                                         for v in s.variants},
                 "stage_sla_s": problem.stage_slas_s[i],
                 "base_allocation": dict(base[i]) if base else None,
             }
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     for st in summary["stages"]:
         b = st["base_allocation"]
         for v, acc in st["variants"].items():
-            rows.append([st["name"], v, acc, b[v] if b else "-", st["profile_rows"]])
+            rows.append([st["name"], v, acc, b[v] if b else "-", st["variant_profile_rows"][v]])
     print(table(["stage", "variant", "accuracy", "base cpu", "profile rows"], rows))
     print(f"optimizer {config.optimizer.name}; power fields: {'yes' if config.pipeline.has_power else 'no'}")
     if config.ipa:
@@ -93,7 +95,24 @@ def _ipa(args: argparse.Namespace, data) -> int:
     if ipa.unknown:
         print(f"unknown keys (ignored): {', '.join(ipa.unknown)}")
     print("To use it, write an ipa-ext config with 'from_ipa:', 'pipeline:' and 'profiles:'.")
+    for need in _still_needed(ipa.values):
+        print(f"  For simulate and adapt, also set {need}")
     return 0
+
+
+def _still_needed(values) -> list[str]:
+    """What an imported IPA config leaves for the user to set before a run."""
+    from ..runner import NOT_SHIPPED_PREDICTORS
+
+    out = []
+    pred = values.get("predictor") or {}
+    if pred.get("name") in NOT_SHIPPED_PREDICTORS:
+        out.append(f"'predictor: {{name: moving-window-max}}' (or reactive, max, mean): IPA's "
+                   f"{pred['name']!r} predictor is not shipped")
+    work = values.get("workload") or {}
+    if work.get("type") == "twitter" and "trace" not in work:
+        out.append("'workload: {trace: PATH}', the Twitter trace file (workload.tbz2), or --trace")
+    return out
 
 
 def _check_loop_sections(config, host) -> None:
@@ -106,3 +125,7 @@ def _check_loop_sections(config, host) -> None:
         adapter_settings(config, monitoring)
     if config.raw.get("workload") is not None:
         from_section(config.section("workload"), config.base_dir, config.path)
+    if any(config.raw.get(k) is not None for k in ("backend", "simulation", "kubernetes", "prometheus")):
+        from ..runner import prepare
+
+        prepare(config, host)  # builds the backend from its sections: their errors, now
