@@ -171,3 +171,15 @@ def test_interval_sampling_flags_the_interval_with_a_gap(tmp_path):
     assert first is not None
     assert [m.energy_j["cpu0/package"] for m in series] == [2.0, 0.0, 0.0, 1.0]
     assert ["cpu0/package" in m.gap_s for m in series] == [False, True, True, False]
+
+
+def test_a_source_with_no_domains_is_an_error_not_zero_joules(tmp_path, host):
+    from ipa_ext.energy.source import EnergySourceError
+
+    empty = tmp_path / "powercap"
+    empty.mkdir()  # a powercap folder without intel-rapl zones, as on a VM
+    meter = Meter(host.registry.create("energy source", "rapl", {"sysfs_root": str(empty), "poll": False}))
+    with pytest.raises(EnergySourceError, match=r"energy source 'rapl' has no domains to measure; \w+: "
+                                                r"no intel-rapl or amd-rapl zones"):
+        with meter.window("w"):
+            pass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError, IpaExtError
-from .source import Domain, EnergySource, Reading, root_domains
+from .source import Domain, EnergySource, EnergySourceError, Reading, root_domains
 
 CPU_KINDS = frozenset({"package", "core", "uncore", "dram", "psys", "igpu",
                        "cpu-estimate", "cpu-active", "cpu-idle"})
@@ -131,6 +131,11 @@ class Meter:
     def _check(self) -> list[tuple[EnergySource, list[Domain]]]:
         if self._domains is None:
             pairs = [(s, list(s.domains())) for s in self.sources]
+            for src, doms in pairs:
+                if not doms:  # an unavailable source measures nothing: say why instead of 0 J
+                    res = src.probe()
+                    why = f"{res.status.value}: {res.detail}" + (f" (hint: {res.hint})" if res.hint else "")
+                    raise EnergySourceError(f"energy source {src.name!r} has no domains to measure; {why}")
             owner: dict[str, str] = {}
             family: dict[str, str] = {}
             for src, doms in pairs:
