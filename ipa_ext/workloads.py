@@ -435,6 +435,9 @@ def resolve(
     if ":" in spec and not Path(spec).exists():
         kind, _, name = spec.partition(":")
     if kind == "synthetic" or (not kind and name in SYNTHETIC_PATTERNS and name not in IPA_WINDOWS):
+        if windowed:
+            raise InputError(f"--window and --damping select part of a trace; {spec!r} is a synthetic "
+                             "workload (set its duration_s in the config)", where="--workload")
         s: dict[str, Any] = {"type": "synthetic", "pattern": name}
         if section.get("type", "synthetic") == "synthetic":
             s.update({k: section[k] for k in ("duration_s", "seed") if k in section})

@@ -103,6 +103,10 @@ def test_bad_window_flag_is_one_line(tmp_path):
     proc = run_cli("simulate", CONFIG, "--workload", str(tmp_path / "w.txt"), "--window", "a-b",
                    "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, "--window 'a-b'")
+    for flag in (["--damping", "8"], ["--window", "0-10"]):
+        proc = run_cli("simulate", CONFIG, "--workload", "steady", *flag, "--out", str(tmp_path / "o"))
+        assert_one_line_error(proc, "--workload: --window and --damping select part of a trace",
+                              "'steady' is a synthetic workload")
 
 
 def test_ipa_window_without_trace_says_how_to_get_one(tmp_path):
