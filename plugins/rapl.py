@@ -158,6 +158,9 @@ class RaplSource(EnergySource):
                                "check that the powercap sysfs is mounted")
         if not zones:
             where = f"no intel-rapl or amd-rapl zones under {self.root}"
+            if str(self.root) != DEFAULT_ROOT and not self.root.is_dir():
+                return ProbeResult(Status.ABSENT, f"{where}: it is not a folder",
+                                   "check the sysfs_root option (default /sys/class/powercap)")
             if is_virtual_machine(self.cpuinfo):
                 return ProbeResult(Status.VIRTUALISED, f"{where}: this is a virtual machine and its "
                                    "hypervisor does not pass RAPL through",

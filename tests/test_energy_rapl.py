@@ -182,6 +182,11 @@ def test_counter_going_backwards_without_wrapping_is_a_flagged_gap(tmp_path):
 
 def test_probe_reports_absent_root(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu vme sse2 hypervisor\n")
+    # a sysfs_root that is not there is a wrong option, whatever the machine
+    res = RaplSource(str(tmp_path / "nothing"), cpuinfo=str(cpuinfo)).probe()
+    assert res.status is Status.ABSENT and "not a folder" in res.detail and "sysfs_root" in res.hint
+    (tmp_path / "nothing").mkdir()  # an empty powercap folder: no RAPL driver, or a VM
     cpuinfo.write_text("flags\t\t: fpu vme sse2\n")
     res = RaplSource(str(tmp_path / "nothing"), cpuinfo=str(cpuinfo)).probe()
     assert res.status is Status.ABSENT and "modprobe intel_rapl_msr" in res.hint
