@@ -99,16 +99,19 @@ class EstimateSource(EnergySource):
             else:
                 if self._tdp_w is not None:
                     per_cpu = float(self._tdp_w) / cpus
-                    basis = f"config tdp_w={self._tdp_w:g} W over {cpus} CPUs"
+                    basis = f"TDP {self._tdp_w:g} W from config tdp_w over {cpus} CPUs"
                 else:
                     model = self._cpu_model or cpu_model_name(self.cpuinfo) or "unknown CPU"
                     hit = lookup_tdp(model)
                     if hit is not None:
                         per_cpu = hit[0] / hit[1]
-                        basis = f"TDP table: {model} {hit[0]:g} W / {hit[1]} CPUs"
+                        basis = f"TDP {hit[0]:g} W over {hit[1]} CPUs, from the TDP table for {model}"
                     else:
                         per_cpu = DEFAULT_TDP_PER_CPU_W
-                        basis = f"default {DEFAULT_TDP_PER_CPU_W:g} W per CPU ({model} not in the TDP table)"
+                        basis = (f"the default TDP of {DEFAULT_TDP_PER_CPU_W:g} W per CPU: {model} is not in "
+                                 "the TDP table")
+                if self._watts_per_core is None or self._idle_w is None:
+                    basis += f"; idle_fraction {self.idle_fraction:g} of it is the idle floor"
                 wpc = (float(self._watts_per_core) if self._watts_per_core is not None
                        else per_cpu * (1.0 - self.idle_fraction))
                 idle = (float(self._idle_w) if self._idle_w is not None
@@ -127,7 +130,7 @@ class EstimateSource(EnergySource):
         scope = f"process tree of pid {self.pid}" if self.pid is not None else "whole system"
         return ProbeResult(Status.AVAILABLE,
                            f"estimated, not measured: {scope} CPU time × {m.watts_per_cpu:.3g} W per CPU "
-                           f"+ {m.idle_w:.3g} W idle floor ({m.basis})")
+                           f"+ {m.idle_w:.3g} W idle floor; from {m.basis}")
 
     def domains(self) -> list[Domain]:
         return [Domain("cpu", "cpu-estimate", None), Domain("cpu/active", "cpu-active", "cpu"),

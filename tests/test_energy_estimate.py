@@ -49,7 +49,8 @@ def test_tdp_table_and_default(tmp_path):
     info.write_text("model name\t: Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz\n")
     m = EstimateSource(proc=str(proc), cpuinfo=str(info)).model()
     assert m.watts_per_cpu == pytest.approx(125 / 40 * 0.7) and m.idle_w == pytest.approx(125 * 0.3)
-    assert m.basis.startswith("TDP table: Intel(R) Xeon(R) Gold 6230")
+    assert m.basis.startswith("TDP 125 W over 40 CPUs, from the TDP table for Intel(R) Xeon(R) Gold 6230")
+    assert m.basis.endswith("idle_fraction 0.3 of it is the idle floor")
     assert lookup_tdp("Intel(R) Core(TM) i7-8700K CPU") is None  # 8700K is not the 8700
     info.write_text("model name\t: Some Unknown CPU\n")
     m = EstimateSource(proc=str(proc), cpuinfo=str(info)).model()
@@ -57,6 +58,7 @@ def test_tdp_table_and_default(tmp_path):
     assert "not in the TDP table" in m.basis
     m = EstimateSource(tdp_w=200, cpus=8, idle_fraction=0.5, proc=str(proc), cpuinfo=str(info)).model()
     assert (m.watts_per_cpu, m.idle_w) == (12.5, 100.0)
+    assert m.basis == "TDP 200 W from config tdp_w over 8 CPUs; idle_fraction 0.5 of it is the idle floor"
 
 
 def test_bad_options_are_config_errors(host):
