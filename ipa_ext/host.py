@@ -187,17 +187,23 @@ class Registry:
         options: Mapping[str, Any] | None = None,
         *,
         where: str | None = None,
+        path: Any = None,
     ) -> Any:
         """Instantiate a registered component with its config options.
 
-        Bad options and factory errors become :class:`ConfigError` naming ``where``.
+        Bad options and factory errors become :class:`ConfigError` naming ``where``, and
+        the config file ``path`` when given.
         """
+        reg = self.get(kind, name, path=path, where=where)
         try:
-            reg = self.get(kind, name)
-        except UnknownNameError as exc:
-            if where is None:
+            return self._create(reg, kind, name, options, where)
+        except ConfigError as exc:  # the factory's, or a part's it binds: name the config file
+            if path is None or exc.path is not None:
                 raise
-            raise UnknownNameError(kind, name, exc.available, where=name_field(where)) from None
+            raise ConfigError(exc.detail, path=path, where=exc.where) from None
+
+    def _create(self, reg: Registration, kind: str, name: str, options: Mapping[str, Any] | None,
+                where: str | None) -> Any:
         try:
             obj = reg.factory(**dict(options or {}))
         except TypeError as exc:

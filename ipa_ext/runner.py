@@ -80,7 +80,8 @@ class Prepared:
 
     def new_backend(self) -> Backend:
         return self.host.registry.create(
-            "backend", self.backend_spec.name, self.backend_spec.options, where=self.backend_spec.where
+            "backend", self.backend_spec.name, self.backend_spec.options, where=self.backend_spec.where,
+            path=self.config.path,
         )
 
 
@@ -121,10 +122,7 @@ def _predictor(host: PluginHost, config: Config, name: Any, options: Any, where:
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError("must be a mapping", path=config.path, where=options_where)
     host.registry.get("predictor", name, path=config.path, where=where)
-    try:
-        return host.registry.create("predictor", name, options or {}, where=options_where)
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, path=config.path, where=exc.where) from None
+    return host.registry.create("predictor", name, options or {}, where=options_where, path=config.path)
 
 
 def build_forecaster(host: PluginHost, config: Config) -> tuple[Forecaster, float, dict[str, Any]]:
@@ -193,10 +191,8 @@ def make_optimizer(
         reg.factory, DelegatingPolicy
     ):
         options["base"] = base
-    try:
-        opt = host.registry.create("optimizer", name, options, where=where)
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, path=config.path if spec is None else None, where=exc.where) from None
+    opt = host.registry.create("optimizer", name, options, where=where,
+                               path=config.path if spec is None else None)
     return opt, label
 
 
@@ -240,10 +236,7 @@ def prepare(
     if extra:
         bspec = ComponentSpec(bspec.name, {**dict(bspec.options), **extra}, bspec.where)
     prepared = Prepared(config, host, problem, opt, label, fc, settings, bspec, desc, optimizer, base)
-    try:
-        prepared.new_backend()  # validate the options now, with a one-line error
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, path=config.path, where=exc.where) from None
+    prepared.new_backend()  # validate the options now, with a one-line error
     return prepared
 
 

@@ -122,20 +122,20 @@ def pipeline_from_ipa(ipa_pipeline: Any, name: str = "ipa") -> Pipeline:
 
 def current_from_ipa(ipa_pipeline: Any) -> Configuration:
     """The running configuration of IPA's tasks (variant, cpu, batch, replicas)."""
-    out = []
-    for task in ipa_pipeline.inference_graph:
-        cpu = float(task.active_allocation.cpu)
-        out.append(StageConfig(str(task.active_variant), cpu, int(task.batch), int(task.replicas)))
-    return tuple(out)
+    return _tasks_config(ipa_pipeline, "active_allocation")
 
 
 def initial_from_ipa(ipa_pipeline: Any) -> Configuration:
     """IPA's initial configuration (its ``fix`` mode pins cpu to ``initial_allocation``)."""
-    out = []
-    for task in ipa_pipeline.inference_graph:
-        cpu = float(task.initial_allocation.cpu)
-        out.append(StageConfig(str(task.active_variant), cpu, int(task.batch), int(task.replicas)))
-    return tuple(out)
+    return _tasks_config(ipa_pipeline, "initial_allocation")
+
+
+def _tasks_config(ipa_pipeline: Any, allocation: str) -> Configuration:
+    return tuple(
+        StageConfig(str(task.active_variant), float(getattr(task, allocation).cpu), int(task.batch),
+                    int(task.replicas))
+        for task in ipa_pipeline.inference_graph
+    )
 
 
 def problem_from_ipa(

@@ -31,6 +31,7 @@ from ipa_ext.energy.source import (
     Reading,
     Status,
 )
+from ipa_ext.textsplit import split_top_level
 
 PMU_ROOT = "/sys/bus/event_source/devices"
 EVENT_DOMAINS: dict[str, tuple[str, str]] = {
@@ -69,7 +70,7 @@ def short_name(event: str) -> str:
 def normalise_events(events: str | Sequence[str]) -> list[str]:
     """Event list from a comma-separated string or a list; ``energy-pkg`` means ``power/energy-pkg/``."""
     if isinstance(events, str):
-        items = _split_events(events)
+        items = split_top_level(events, toggle="/")  # cpu/event=1,umask=2/ stays whole
     else:
         items = [str(e) for e in events]
     out = []
@@ -82,21 +83,6 @@ def normalise_events(events: str | Sequence[str]) -> list[str]:
         out.append(e)
     if not out:
         raise ValueError("events: empty event list")
-    return out
-
-
-def _split_events(text: str) -> list[str]:
-    """Split on commas outside ``pmu/.../`` terms (``cpu/event=1,umask=2/`` stays whole)."""
-    out, cur, depth = [], "", 0
-    for ch in text:
-        if ch == "/":
-            depth ^= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
     return out
 
 

@@ -165,10 +165,9 @@ def test_partial_apply_keeps_what_failed_and_requests_it_cannot_see(prepared, tm
 # --------------------------------------------------------------------------- stage-attributed energy
 
 
-class StageSource(EnergySource):
-    """Joules already split by stage, as Kepler reports them (domains ``<stage>/package``)."""
+class SteadySource(EnergySource):
+    """A measured source whose joules grow at fixed watts over a clock the test sets (``t``)."""
 
-    name = "staged"
     quality = "measured"
 
     def __init__(self, watts):
@@ -177,6 +176,12 @@ class StageSource(EnergySource):
 
     def probe(self):
         return ProbeResult(Status.AVAILABLE)
+
+
+class StageSource(SteadySource):
+    """Joules already split by stage, as Kepler reports them (domains ``<stage>/package``)."""
+
+    name = "staged"
 
     def domains(self):
         return [Domain(f"{s}/package", "package") for s in self.watts]
@@ -188,16 +193,8 @@ class StageSource(EnergySource):
         return Reading(self.t, {f"{s}/package": w * self.t for s, w in self.watts.items()}, "measured")
 
 
-class MachineSource(EnergySource):
+class MachineSource(SteadySource):
     name = "machine"
-    quality = "measured"
-
-    def __init__(self, watts):
-        self.watts = watts
-        self.t = 0.0
-
-    def probe(self):
-        return ProbeResult(Status.AVAILABLE)
 
     def domains(self):
         return [Domain("gpu0", "gpu")]

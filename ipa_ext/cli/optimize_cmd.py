@@ -114,10 +114,7 @@ def run(args: argparse.Namespace) -> int:
         name, options = config.optimizer.name, dict(config.optimizer.options)
         where, path = config.optimizer.where, config.path
     options.update({k: v for k, v in flags.items() if k in options})
-    try:
-        optimizer = host.registry.create("optimizer", name, options, where=where)
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, path=exc.path or path, where=exc.where) from None
+    optimizer = host.registry.create("optimizer", name, options, where=where, path=path)
     if args.k is not None and args.k < 1:
         raise ConfigError(f"-k must be >= 1, got {args.k}")
     decision = optimizer.optimize(problem, rate, config.settings.initial, args.k)

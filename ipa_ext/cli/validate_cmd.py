@@ -29,11 +29,8 @@ def run(args: argparse.Namespace) -> int:
     warn_failures(host)
     problem = config.build_problem(host)
     # Components the config names explicitly must exist and accept their options.
-    try:
-        host.registry.create("optimizer", config.optimizer.name, config.optimizer.options,
-                             where=config.optimizer.where)
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, path=config.path, where=exc.where) from None
+    host.registry.create("optimizer", config.optimizer.name, config.optimizer.options,
+                         where=config.optimizer.where, path=config.path)
     if "backend" in config.raw:
         host.registry.get("backend", config.backend.name, path=config.path, where=config.backend.where)
     for spec in config.energy_sources:
@@ -117,15 +114,16 @@ def _still_needed(values) -> list[str]:
 
 def _check_loop_sections(config, host) -> None:
     """The adaptation-loop sections, when present, must build (same errors as simulate)."""
-    from ..runner import adapter_settings, build_forecaster
+    from ..runner import adapter_settings, build_forecaster, prepare
     from ..workloads import from_section
 
-    if any(k in config.raw for k in ("predictor", "adaptation")):
+    # With a backend section, prepare() builds everything a run does (predictor, loop
+    # settings, backend); without one, only the sections that are there.
+    whole_run = any(config.raw.get(k) is not None for k in ("backend", "simulation", "kubernetes", "prometheus"))
+    if not whole_run and any(k in config.raw for k in ("predictor", "adaptation")):
         _, monitoring, _ = build_forecaster(host, config)
         adapter_settings(config, monitoring)
     if config.raw.get("workload") is not None:
         from_section(config.section("workload"), config.base_dir, config.path)
-    if any(config.raw.get(k) is not None for k in ("backend", "simulation", "kubernetes", "prometheus")):
-        from ..runner import prepare
-
-        prepare(config, host)  # builds the backend from its sections: their errors, now
+    if whole_run:
+        prepare(config, host)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from ..textsplit import split_top_level
+
 _QUANTITY_RE = re.compile(
     r"^(?P<num>[+-]?(?:\d+\.?\d*|\.\d+))(?P<suffix>[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$"
 )
@@ -122,22 +124,6 @@ class Selector:
         return bool(self.requirements)
 
 
-def _split_clauses(text: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return out
-
-
 def parse_selector(text: str) -> Selector:
     """Parse ``kubectl -l`` syntax; ValueError naming the clause that is wrong."""
     if not isinstance(text, str):
@@ -145,7 +131,7 @@ def parse_selector(text: str) -> Selector:
     if not text.strip():
         return Selector()
     reqs = []
-    for clause in _split_clauses(text):
+    for clause in split_top_level(text, nest="()"):
         if m := _SET_RE.match(clause):
             values = tuple(v.strip() for v in m.group(3).split(",") if v.strip())
             if not values or not all(re.fullmatch(_VALUE, v) for v in values):
