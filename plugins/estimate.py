@@ -1,9 +1,11 @@
 """The ``estimate`` energy source: CPU time × watts per CPU plus an idle floor, for machines with no counters.
 
-CPU time comes from ``/proc/stat`` (the whole system) or from a process tree
-(``pid``). Watts come from config values, or from a small TDP table keyed by
-the CPU model in ``/proc/cpuinfo``, or from a rough default. Every reading is
-labelled ``estimated``; ``probe()`` says which basis was used.
+CPU time comes from ``/proc/stat`` (the whole system: ``cpu`` ⊇ ``cpu/active``,
+``cpu/idle``) or from a process tree (``pid``, or a counter given through
+``attribute_to``: only ``cpu/active``, because the idle floor is the machine's,
+not the tree's). Watts come from config values, or from a small TDP table keyed
+by the CPU model in ``/proc/cpuinfo``, or from a rough default. Every reading is
+labelled ``estimated``; ``probe()`` says which basis and scope were used.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
 from ipa_ext import hookimpl
 from ipa_ext.energy.cputime import CLK_TCK, process_tree_cpu_s, system_cpu
 from ipa_ext.energy.hostinfo import cpu_model_name
-from ipa_ext.energy.source import Domain, EnergySource, ProbeResult, Reading, Status
+from ipa_ext.energy.source import WHOLE_SYSTEM, Domain, EnergySource, EnergySourceError, ProbeResult, Reading, Status
 from ipa_ext.errors import InputError
 
 TDP_TABLE: tuple[tuple[str, float, int], ...] = (
@@ -56,7 +59,8 @@ def lookup_tdp(model: str) -> tuple[float, int] | None:
 
 
 class EstimateSource(EnergySource):
-    """Estimated joules: ``cpu/active`` (CPU seconds × watts per CPU) and ``cpu/idle`` (floor × time)."""
+    """Estimated joules: ``cpu/active`` (CPU seconds × watts per CPU) and, for the whole system,
+    ``cpu/idle`` (floor × time)."""
 
     name = "estimate"
     quality = "estimated"
@@ -84,6 +88,8 @@ class EstimateSource(EnergySource):
         self.cpuinfo = cpuinfo
         self._model: PowerModel | None = None
         self._lock = threading.Lock()
+        self._counter: Callable[[], float] | None = None
+        self.scope = f"process tree of pid {pid}" if pid is not None else WHOLE_SYSTEM
         self._start: tuple[float, float] | None = None  # (monotonic, cpu seconds) at the first read
         self._cpu_s = 0.0
         self._last_s = 0.0
@@ -127,16 +133,40 @@ class EstimateSource(EnergySource):
             return ProbeResult(Status.ABSENT, f"process {self.pid} does not exist", "pass the pid of a running process")
         except (InputError, OSError) as exc:
             return ProbeResult(Status.ABSENT, f"cannot read CPU time: {exc}", "needs Linux /proc")
-        scope = f"process tree of pid {self.pid}" if self.pid is not None else "whole system"
-        return ProbeResult(Status.AVAILABLE,
-                           f"estimated, not measured: {scope} CPU time × {m.watts_per_cpu:.3g} W per CPU "
-                           f"+ {m.idle_w:.3g} W idle floor; from {m.basis}")
+        if self.whole_system:
+            how = f"whole system CPU time × {m.watts_per_cpu:.3g} W per CPU + {m.idle_w:.3g} W idle floor"
+        else:
+            how = (f"{self.scope} CPU time × {m.watts_per_cpu:.3g} W per CPU (the machine's "
+                   f"{m.idle_w:.3g} W idle floor is not the tree's and is left out)")
+        return ProbeResult(Status.AVAILABLE, f"estimated, not measured: {how}; from {m.basis}")
+
+    @property
+    def whole_system(self) -> bool:
+        """True when the estimate covers every process and the idle floor (no ``pid``, no counter)."""
+        return self.pid is None and self._counter is None
+
+    def attribute_to(self, cpu_seconds: Callable[[], float], label: str) -> bool:
+        """Estimate only the processes ``cpu_seconds()`` counts (unless ``pid`` was given)."""
+        if self.pid is not None:
+            return False
+        if self._start is not None:
+            raise EnergySourceError("estimate: attribute_to() after the first read")
+        self._counter = cpu_seconds
+        self.scope = label
+        return True
+
+    def excluded_power_w(self) -> Mapping[str, float]:
+        return {} if self.whole_system else {"cpu/idle": self.model().idle_w}
 
     def domains(self) -> list[Domain]:
+        if not self.whole_system:
+            return [Domain("cpu/active", "cpu-active", None)]
         return [Domain("cpu", "cpu-estimate", None), Domain("cpu/active", "cpu-active", "cpu"),
                 Domain("cpu/idle", "cpu-idle", "cpu")]
 
     def _cpu_now(self) -> float:
+        if self._counter is not None:
+            return float(self._counter())
         if self.pid is not None:
             return process_tree_cpu_s(int(self.pid), self.proc)
         return system_cpu(self.proc).busy_s
@@ -155,7 +185,7 @@ class EstimateSource(EnergySource):
                 self._last_s = now
             if cpu is None:
                 # the tree is gone (or /proc unreadable): its CPU time stops growing
-                if self.pid is None:
+                if self.whole_system:
                     gaps = ("cpu", "cpu/active")
                     self._gap_s += now - self._last_s
             else:
@@ -167,6 +197,8 @@ class EstimateSource(EnergySource):
             active = m.watts_per_cpu * self._cpu_s
             idle = m.idle_w * elapsed
             gap_s = {"cpu": self._gap_s, "cpu/active": self._gap_s} if self._gap_s > 0 else {}
+        if not self.whole_system:
+            return Reading(now, {"cpu/active": active}, "estimated", gaps, gap_s)
         return Reading(now, {"cpu": active + idle, "cpu/active": active, "cpu/idle": idle},
                        "estimated", gaps, gap_s)
 

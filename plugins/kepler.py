@@ -62,6 +62,7 @@ class KeplerSource(EnergySource):
     """
 
     name = "kepler"
+    scope = "each stage's pods, as Kepler splits the node's package energy"
     quality = "measured"
     resolution_s = 3.0  # Kepler's default sampling interval
 

@@ -48,6 +48,8 @@ PARANOID_HINT = ("system-wide energy events need root or CAP_PERFMON, or "
                  "'sudo sysctl -w kernel.perf_event_paranoid=0'")
 _UNKNOWN = ("unknown term", "event syntax error", "Cannot find PMU", "not found", "parser error",
             "unknown event", "Bad event name")
+_REASONS = ("unknown term", "Cannot find PMU", "Bad event", "not found", "unknown event")
+"""perf's line that says why an event is unknown (the line after 'event syntax error')."""
 _DENIED = ("Access to performance monitoring", "perf_event_paranoid", "Permission denied",
            "No permission", "not permitted")
 
@@ -231,7 +233,7 @@ class PerfSource(EnergySource):
             if "perf not found for kernel" in text:
                 return ProbeResult(Status.ABSENT, first, INSTALL_HINT)
             if any(k in text for k in _UNKNOWN):
-                why = next((m.lstrip("\\_ ") for m in messages if "unknown term" in m or "not found" in m), first)
+                why = next((m.lstrip("\\_ ") for m in messages if any(k in m for k in _REASONS)), first)
                 return ProbeResult(Status.ABSENT, f"perf does not know event(s) {events}{offers}: {why}",
                                    "pick events from 'perf list power' with -o events=...")
             return ProbeResult(Status.ABSENT, f"perf failed: {first}", INSTALL_HINT)

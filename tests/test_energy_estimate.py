@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from ipa_ext.energy import Status
-from ipa_ext.energy.cputime import CLK_TCK, cgroup_cpu_s, process_tree_cpu_s, system_cpu
+from ipa_ext.energy import EnergySourceError, Status
+from ipa_ext.energy.cputime import CLK_TCK, CommandCpu, cgroup_cpu_s, process_tree_cpu_s, system_cpu
 from ipa_ext.errors import InputError
 from ipa_ext_plugins.estimate import DEFAULT_TDP_PER_CPU_W, EstimateSource, lookup_tdp
 
@@ -108,6 +108,46 @@ def test_estimate_of_a_process_tree_and_its_end():
     assert b.joules["cpu/active"] - a.joules["cpu/active"] >= 10.0 * 0.38  # 0.4 CPU s at 10 W, jiffy rounding
     assert c.joules["cpu/active"] == b.joules["cpu/active"] and c.gaps == ()
     assert EstimateSource(pid=child.pid).probe().status is Status.ABSENT
+
+
+def test_an_attributed_estimate_is_the_trees_active_energy_only(tmp_path):
+    """A process tree is charged its CPU seconds × W per CPU; the idle floor is the machine's, left out."""
+    cpu = [0.0]
+    src = EstimateSource(watts_per_core=10.0, idle_w=5.0, proc=str(fake_proc(tmp_path)))
+    assert src.scope == "whole system" and src.excluded_power_w() == {}
+    assert src.attribute_to(lambda: cpu[0], "process tree of 'x'")
+    assert src.scope == "process tree of 'x'" and src.excluded_power_w() == {"cpu/idle": 5.0}
+    assert [(d.id, d.parent) for d in src.domains()] == [("cpu/active", None)]
+    assert "process tree of 'x' CPU time × 10 W per CPU (the machine's 5 W idle floor" in src.probe().detail
+    a = src.read()
+    cpu[0] = 1.5
+    b = src.read()
+    assert a.joules == {"cpu/active": 0.0} and b.joules == {"cpu/active": 15.0}
+    with pytest.raises(EnergySourceError, match="after the first read"):
+        src.attribute_to(lambda: 0.0, "late")
+    given = EstimateSource(watts_per_core=10.0, idle_w=5.0, pid=1)
+    assert not given.attribute_to(lambda: 0.0, "x") and given.scope == "process tree of pid 1"
+    assert [d.id for d in given.domains()] == ["cpu/active"] and given.excluded_power_w() == {"cpu/idle": 5.0}
+
+
+def test_command_cpu_counts_the_tree_then_its_rusage_and_never_goes_down():
+    import os
+
+    c = CommandCpu()
+    assert c() == 0.0  # not started yet
+    child = subprocess.Popen([sys.executable, "-c", GATED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    c.started(child.pid)
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "done"
+    live = c()
+    assert live >= 0.38  # 0.4 CPU s, jiffy rounding
+    child.kill()
+    _, _, rusage = os.wait4(child.pid, 0)
+    child.returncode = -9
+    assert c() == live  # gone from /proc: the last value stays
+    c.finished(rusage)
+    assert c() == max(live, rusage.ru_utime + rusage.ru_stime) >= live
 
 
 def test_cgroup_v2_cpu_stat(tmp_path):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
 import pytest
 
 from ipa_ext.energy import Domain, EnergySource, ProbeResult, Reading, Status
-from ipa_ext.energy.meter import IntervalSampler, Meter, WindowError
+from ipa_ext.energy.meter import IntervalSampler, Meter, WindowError, combine
 from ipa_ext.errors import ConfigError
 from ipa_ext_plugins.estimate import EstimateSource
 from ipa_ext_plugins.rapl import RaplSource
@@ -171,6 +172,29 @@ def test_interval_sampling_flags_the_interval_with_a_gap(tmp_path):
     assert first is not None
     assert [m.energy_j["cpu0/package"] for m in series] == [2.0, 0.0, 0.0, 1.0]
     assert ["cpu0/package" in m.gap_s for m in series] == [False, True, True, False]
+
+
+def test_combined_intervals_are_exactly_their_sum(tmp_path):
+    """One window made of a sampler's intervals: the same joules, gaps and span, to the last bit."""
+    fake = server_tree(tmp_path, sockets=1, psys=False)
+    meter = Meter(RaplSource(str(tmp_path), poll=False))
+    sampler = IntervalSampler(meter, 10.0).start()
+    for uj in (1_100_001, 1_300_007, None, 2_700_003):
+        if uj is None:
+            fake.path("0").unlink()
+        else:
+            fake.set("0", uj)
+        sampler._take()
+    parts = sampler.stop(final=False)
+    whole = combine("run", parts)
+    assert whole.energy_j["cpu0/package"] == math.fsum(m.energy_j["cpu0/package"] for m in parts) == 1.100001 + 0.200006
+    assert whole.duration_s == parts[-1].start_s + parts[-1].duration_s - parts[0].start_s
+    assert whole.start_s == parts[0].start_s and whole.scope == "whole system"
+    assert whole.gap_s["cpu0/package"] == math.fsum(m.gap_s.get("cpu0/package", 0.0) for m in parts)
+    assert "cpu0/core" not in whole.gap_s
+    assert whole.total_j == math.fsum(whole.energy_j[d.id] for d in whole.domains if d.parent is None)
+    with pytest.raises(ValueError):
+        combine("none", [])
 
 
 def test_a_source_with_no_domains_is_an_error_not_zero_joules(tmp_path, host):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -153,3 +154,21 @@ def test_real_nvml_absent_on_this_machine():
 def test_missing_bindings_module():
     res = NvmlSource(module="no_such_nvml_module").probe()
     assert res.status is Status.ABSENT and res.hint == "pip install 'ipa-ext[nvml]' (nvidia-ml-py)"
+
+
+def test_measure_with_a_gpu_says_which_figure_is_whose(capsys):
+    """A tree estimate for the CPU next to a GPU counter: the scope is per domain, and the table says so."""
+    from ipa_ext.cli import main
+
+    fake.GPUS = [dict(H200)]
+    argv = ["energy", "measure", "--source", "estimate", "--source", "nvml", "-o", "nvml.module=fake_pynvml",
+            "-o", "estimate.watts_per_core=10", "-o", "estimate.idle_w=2"]
+    assert main([*argv, "--json", "--", "sleep", "0.1"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["scope"] == "mixed"
+    assert {d["id"]: d["scope"] for d in rep["domains"]} == {"cpu/active": "process tree of 'sleep 0.1'",
+                                                            "gpu0": "whole system"}
+    assert main([*argv, "--", "sleep", "0.1"]) == 0
+    err = capsys.readouterr().err
+    assert "\n Energy while 'sleep 0.1' ran (source: estimate, nvml; mixed):\n" in err
+    assert "\n scope: mixed: cpu/active: process tree of 'sleep 0.1'; gpu0: whole system\n" in err

@@ -1,8 +1,8 @@
-"""The perf source: the real perf binary on this machine, perf's output formats, and its failure modes."""
+"""The perf source: the real perf binary on this machine (expectations from the host's facts), perf's output
+formats, and its failure modes."""
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 import time
@@ -12,8 +12,9 @@ import pytest
 from ipa_ext.energy import EnergySourceError, Status
 from ipa_ext.energy.meter import Meter
 from ipa_ext.energy.perfstat import parse_csv_line, parse_human_line, parse_line
-from ipa_ext_plugins.perf import PerfSource, paranoid_level, pmu_events
-from ipa_ext.energy.hostinfo import is_virtual_machine
+from ipa_ext_plugins.perf import PerfSource, pmu_events
+
+from hostfacts import PerfHost, perf_host
 
 # ---------------------------------------------------------------- formats (lines as perf prints them)
 
@@ -66,47 +67,79 @@ def test_bad_csv_lines_raise(line):
 
 
 # ---------------------------------------------------------------- the real perf binary on this machine
+# Machines of this kind differ: a 'power' PMU whose energy-psys reads 0 J, or no 'power' PMU at all.
+# Each test reads the host's facts (hostfacts.py: sysfs, /proc and the real perf's own output) and
+# asserts the one status ipa-ext must report for them.
 
-ON_THIS_VM = pmu_events() == ["energy-psys"] and is_virtual_machine()
-"""This machine: a VM whose 'power' PMU offers only energy-psys (checked in /sys, not assumed)."""
+
+def _offers(facts: PerfHost) -> str:
+    if not facts.power_pmu:
+        return " (this kernel has no 'power' PMU)"
+    return f" (the power PMU here offers: {', '.join(pmu_events() or []) or 'none'})"
 
 
-def test_real_perf_on_this_machine_reports_what_it_can():
+def _assert_no_energy_events(facts: PerfHost, src: PerfSource, res) -> None:
+    where = "the kernel has no 'power' PMU" if not facts.power_pmu else "the 'power' PMU offers no energy events"
+    assert res.detail == (f"{where}: this is a virtual machine" if facts.vm else where), res
+    assert src.events == [] and src.domains() == []
+    with pytest.raises(EnergySourceError, match=r"^perf: no energy events to count"):
+        src.read()
+
+
+def test_real_perf_on_this_machine_reports_what_the_host_implies():
+    facts = perf_host()
     src = PerfSource(interval_ms=100)
     res = src.probe()
-    if ON_THIS_VM:
-        # The finding: energy-pkg/ram do not exist here; energy-psys exists and counts, but reads 0 J.
-        assert src.events == ["power/energy-psys/"]
-        assert res.status is Status.VIRTUALISED
-        assert res.detail.startswith("perf counts power/energy-psys/ but every interval reads 0 J on a virtual machine")
-        assert "use '--source estimate'" in res.hint
-        try:
-            first = src.read()
-            time.sleep(0.35)
-            later = src.read()
-        finally:
-            src.close()
-        assert [d.id for d in src.domains()] == ["psys"]
-        assert first.joules == {"psys": 0.0} and later.joules == {"psys": 0.0}
-        assert later.timestamp_s > first.timestamp_s and later.gaps == () and later.quality == "measured"
-        assert len(src.records) >= 3 and all(r.value == 0.0 for r in src.records)
-    else:  # pragma: no cover - another machine: the report must still be one of the honest ones
+    expected = facts.expected_default()
+    assert res.status is expected, (facts, res)
+    if expected is not Status.ABSENT or facts.installed:
+        assert sorted(src.events) == sorted(f"power/{e}/" for e in facts.energy_events)
+    if not facts.energy_events:  # no power PMU (only power:* tracepoints), or one without energy events
+        _assert_no_energy_events(facts, src, res)
+        return
+    events = ", ".join(src.events)
+    if expected is Status.PERMISSION:
+        assert f"perf_event_paranoid={facts.paranoid}" in res.detail and "CAP_PERFMON" in res.hint
+        return
+    assert expected in (Status.VIRTUALISED, Status.AVAILABLE), res
+    try:
+        first = src.read()
+        time.sleep(0.35)
+        later = src.read()
+    finally:
         src.close()
-        assert res.status in (Status.AVAILABLE, Status.VIRTUALISED, Status.ABSENT, Status.PERMISSION), res
+    assert later.timestamp_s > first.timestamp_s and later.gaps == () and later.quality == "measured"
+    assert set(later.joules) == {d.id for d in src.domains()} and len(src.records) >= 3
+    if expected is Status.VIRTUALISED:  # energy-psys counts, but the hypervisor passes nothing through
+        vm = " on a virtual machine" if facts.vm else ""
+        assert res.detail == (f"perf counts {events} but every interval reads 0 J{vm}: the hypervisor "
+                              f"does not pass RAPL through{_offers(facts)}")
+        assert "use '--source estimate'" in res.hint
+        assert set(first.joules.values()) == set(later.joules.values()) == {0.0}
+        assert all(r.value == 0.0 for r in src.records)
+    else:
+        assert res.detail == f"perf counts {events} every 100 ms"
+        assert all(later.joules[k] >= first.joules[k] for k in later.joules) and sum(later.joules.values()) > 0
 
 
-def test_real_perf_energy_pkg_is_an_unknown_event_here():
+def test_real_perf_energy_pkg_is_an_unknown_event_where_the_pmu_lacks_it():
+    facts = perf_host()
+    run = facts.run(["power/energy-pkg/", "power/energy-ram/"])
     src = PerfSource(events="energy-pkg,energy-ram")
     res = src.probe()
-    if ON_THIS_VM:
-        assert res.status is Status.ABSENT
-        assert res.detail == ("perf does not know event(s) power/energy-pkg/, power/energy-ram/ (the power PMU "
-                              "here offers: energy-psys): unknown term 'energy-pkg' for pmu 'power'")
-        with pytest.raises(EnergySourceError, match=r"^perf: absent: perf does not know event\(s\) power/energy-pkg/"):
-            src.read()
-        src.close()
-    else:  # pragma: no cover
-        assert res.status is not None
+    expected = facts.expected(run)
+    assert res.status is expected, (facts, run, res)
+    if {"energy-pkg", "energy-ram"} <= set(facts.energy_events) or not facts.installed:
+        return  # known events: the status above is the whole claim
+    # unknown here: perf exits non-zero and ipa-ext quotes perf's reason, not its 'event syntax error' line
+    assert expected is Status.ABSENT and run.returncode != 0
+    prefix = f"perf does not know event(s) power/energy-pkg/, power/energy-ram/{_offers(facts)}: "
+    assert res.detail.startswith(prefix), res
+    why = res.detail[len(prefix):]
+    assert why in run.reason_lines and not why.startswith("event syntax error"), (why, run.stderr)
+    with pytest.raises(EnergySourceError, match=r"^perf: absent: perf does not know event\(s\) power/energy-pkg/"):
+        src.read()
+    src.close()
 
 
 def test_real_perf_nonexistent_event():
@@ -117,17 +150,80 @@ def test_real_perf_nonexistent_event():
     assert "perf list" in res.hint
 
 
-@pytest.mark.skipif(paranoid_level() is None or paranoid_level() <= 0,
-                    reason="perf_event_paranoid allows everyone to count system-wide here")
-def test_real_perf_as_an_unprivileged_user_is_a_permission_problem():
-    """perf_event_paranoid > 0 and no CAP_PERFMON: perf falls back to user-only counting, which
-    cannot see energy. As root we drop to nobody with setpriv, through the source's perf prefix."""
-    prefix = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "perf"]
-              if os.geteuid() == 0 else ["perf"])
-    res = PerfSource(perf=prefix).probe()
-    assert res.status is Status.PERMISSION, res
-    assert f"perf_event_paranoid={paranoid_level()}" in res.detail
-    assert "kernel.perf_event_paranoid=0" in res.hint and "CAP_PERFMON" in res.hint
+def test_real_perf_as_an_unprivileged_user():
+    """As root the probe runs as nobody through the source's perf prefix (setpriv, no capabilities);
+    as another user it runs as that user. With perf_event_paranoid > 0 perf falls back to user-only
+    counting, which cannot see energy: a permission problem, where the PMU has energy events at all."""
+    facts = perf_host(as_nobody=True)
+    src = PerfSource(perf=list(facts.perf))
+    res = src.probe()
+    expected = facts.expected_default()
+    assert res.status is expected, (facts, res)
+    if not facts.energy_events:  # nothing to be refused: the host has no energy events for anyone
+        _assert_no_energy_events(facts, src, res)
+    elif not facts.privileged:
+        assert expected is Status.PERMISSION
+        assert f"perf_event_paranoid={facts.paranoid}" in res.detail
+        assert "kernel.perf_event_paranoid=0" in res.hint and "CAP_PERFMON" in res.hint
+    else:  # perf_event_paranoid <= 0: nobody counts system-wide like root
+        assert expected is perf_host().expected_default()
+
+
+# ---------------------------------------------------------------- a host without a 'power' PMU, on any host
+
+MUST_NOT_RUN = [sys.executable, "-c", "raise SystemExit('perf must not run without energy events')"]
+NO_PMU_PERF = textwrap.dedent("""
+    import sys
+    # perf 6.1 when the PMU an event names does not exist (recorded from
+    # 'perf stat -a -x, -e nopmu/energy-pkg/ sleep 0.1'; the PMU here is 'power')
+    sys.stderr.write(
+        "event syntax error: 'power/energy-pkg/'\\n"
+        "                     \\\\___ Cannot find PMU `power'. Missing kernel support?\\n"
+        "Run 'perf list' for a list of valid events\\n\\n"
+        " Usage: perf stat [<options>] [<command>]\\n\\n"
+        "    -e, --event <event>   event selector. use 'perf list' to list available events\\n")
+    sys.exit(129)
+""")
+
+
+def _cpuinfo(tmp_path, vm: bool):
+    info = tmp_path / ("cpuinfo-vm" if vm else "cpuinfo")
+    info.write_text("model name\t: Some CPU\nflags\t\t: fpu sse2" + (" hypervisor" if vm else "") + "\n")
+    return str(info)
+
+
+def test_no_power_pmu_is_virtualised_on_a_vm_and_absent_elsewhere(tmp_path):
+    """The real probe path over a sysfs event_source root without 'power' (only tracepoints, as on
+    some machines of this kind), and one whose 'power' PMU offers no energy events."""
+    (tmp_path / "devices" / "tracepoint").mkdir(parents=True)
+    root = str(tmp_path / "devices")
+    src = PerfSource(pmu_root=root, cpuinfo=_cpuinfo(tmp_path, vm=True), perf=MUST_NOT_RUN)
+    res = src.probe()
+    assert (res.status, res.detail) == (Status.VIRTUALISED, "the kernel has no 'power' PMU: this is a virtual machine")
+    assert "'--source estimate'" in res.hint
+    with pytest.raises(EnergySourceError, match=r"^energy source 'perf' has no domains to measure; virtualised: "
+                                                r"the kernel has no 'power' PMU"):
+        Meter(src).snapshot()
+    res = PerfSource(pmu_root=root, cpuinfo=_cpuinfo(tmp_path, vm=False), perf=MUST_NOT_RUN).probe()
+    assert (res.status, res.detail) == (Status.ABSENT, "the kernel has no 'power' PMU")
+    assert "CONFIG_PERF_EVENTS_INTEL_RAPL" in res.hint
+    (tmp_path / "devices" / "power" / "events").mkdir(parents=True)
+    (tmp_path / "devices" / "power" / "events" / "cpu_clk.scale").write_text("1\n")
+    res = PerfSource(pmu_root=root, cpuinfo=_cpuinfo(tmp_path, vm=True), perf=MUST_NOT_RUN).probe()
+    assert res.detail == "the 'power' PMU offers no energy events: this is a virtual machine"
+
+
+def test_explicit_events_without_a_power_pmu_quote_perfs_reason(tmp_path):
+    (tmp_path / "devices").mkdir()
+    script = tmp_path / "perf.py"
+    script.write_text(NO_PMU_PERF)
+    src = PerfSource(events="energy-pkg", pmu_root=str(tmp_path / "devices"), cpuinfo=_cpuinfo(tmp_path, vm=True),
+                     perf=[sys.executable, str(script)])
+    res = src.probe()
+    assert res.status is Status.ABSENT
+    assert res.detail == ("perf does not know event(s) power/energy-pkg/ (this kernel has no 'power' PMU): "
+                          "Cannot find PMU `power'. Missing kernel support?")
+    assert "perf list power" in res.hint
 
 
 def test_missing_perf_binary():

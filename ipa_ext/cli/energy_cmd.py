@@ -3,8 +3,9 @@
 - ``probe``: every source, its status (available, absent, permission,
   virtualised), its domains and a fix hint;
 - ``measure -- CMD ARGS...``: runs CMD (no shell) and prints, like
-  ``perf stat``, joules and average watts per domain, the duration and the
-  quality; passes CMD's exit code through;
+  ``perf stat``, joules and average watts per domain, the duration, the
+  quality and the scope (the whole system, or the command's process tree for
+  the estimate source); passes CMD's exit code through (127: not found);
 - ``report LOG``: totals, mean and peak watts per event and interval
   statistics of a perf interval log or an ipa-ext interval CSV;
 - ``serve --port P``: Prometheus metrics of the chosen sources.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 import threading
 from typing import Any, Sequence
@@ -23,10 +23,11 @@ import yaml
 
 from ..config import load_config
 from ..energy.logs import load_log, log_rows, write_interval_csv
+from ..energy.command import CommandEnergy, format_command, measure_command, tree_label
 from ..energy.meter import IntervalSampler, Measurement, Meter
 from ..energy.report import format_report, plot_power, summarise
 from ..energy.select import choose, create
-from ..energy.source import Status
+from ..energy.source import WHOLE_SYSTEM, Status, root_domains
 from ..errors import ConfigError, IpaExtError
 from .common import load_host, print_json, table, warn_failures
 
@@ -62,6 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--interval", type=int, metavar="MS", help="also sample every MS milliseconds (power time series)")
     q.add_argument("--json", action="store_true", help="print JSON on stdout instead of the table on stderr")
     q.add_argument("--csv", metavar="FILE", help="write per-interval energy to FILE (default interval 1000 ms)")
+    q.add_argument("--whole-system", action="store_true",
+                   help="estimate the whole machine (every process and the idle floor) instead of the command's "
+                        "process tree; counters (rapl, perf, nvml) always measure the whole system")
     q.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments, after --")
     q.set_defaults(func=run_measure)
 
@@ -176,29 +180,62 @@ def run_probe(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- measure
-def _format_cmd(cmd: Sequence[str]) -> str:
-    import shlex
-
-    return " ".join(shlex.quote(c) for c in cmd)
+WHOLE_SYSTEM_NOTE = "every process on the machine and its idle power, not only the command"
 
 
-def _measurement_rows(intervals: Sequence[Measurement], t0: float) -> list[dict[str, Any]]:
+def _measurement_rows(run: CommandEnergy) -> list[dict[str, Any]]:
+    """The CSV rows of a run: one per interval and domain, from the same intervals as the totals."""
     rows = []
-    for m in intervals:
+    t0 = run.total.start_s
+    for m in run.intervals:
         end = m.start_s + m.duration_s - t0
         for d in m.domains:
             gap = m.gap_s.get(d.id, 0.0)
-            rows.append({"time_s": f"{end:.6f}", "interval_s": f"{m.duration_s:.6f}", "source": m.source_of[d.id],
+            rows.append({"time_s": repr(end), "interval_s": repr(m.duration_s), "source": m.source_of[d.id],
                          "event": d.id, "domain": d.id, "parent": d.parent,
                          "energy_j": repr(m.energy_j.get(d.id, 0.0)), "power_w": f"{m.power_w(d.id):.6g}",
-                         "quality": m.domain_quality[d.id], "gap_s": f"{gap:.6g}"})
+                         "quality": m.domain_quality[d.id], "gap_s": f"{gap:.6g}",
+                         "scope": m.scope_of_domain(d.id)})
     return rows
 
 
-def _print_measurement(cmd: Sequence[str], m: Measurement, notes: Sequence[str], code: int) -> None:
-    err = sys.stderr
+def _run_json(cmd: Sequence[str], run: CommandEnergy, notes: Sequence[str]) -> dict[str, Any]:
+    """The JSON of a run: the same totals and intervals as the table and the CSV."""
+    m = run.total
+    out: dict[str, Any] = {"command": list(cmd), "exit_code": run.exit_code, **m.as_dict()}
+    out["cpu_s"] = run.cpu_s
+    out["excluded"] = [{"domain": x.domain, "source": x.source, "power_w": x.power_w, "energy_j": run.excluded_j(x),
+                        "quality": x.quality} for x in run.excluded]
+    out["notes"] = list(notes)
+    if run.sampled:
+        t0 = m.start_s
+        out["intervals"] = [{"time_s": i.start_s + i.duration_s - t0, "interval_s": i.duration_s,
+                             "energy_j": dict(i.energy_j), "power_w": {d.id: i.power_w(d.id) for d in i.domains},
+                             "gap_s": dict(i.gap_s)} for i in run.intervals]
+    return out
+
+
+def _header(cmd: Sequence[str], m: Measurement) -> list[str]:
+    """The title and the scope line: whose energy the figures below are."""
+    shown = format_command(cmd)
     srcs = ", ".join(dict.fromkeys(m.source_of.values()))
-    print(f"\n Energy counter stats for '{_format_cmd(cmd)}' (source: {srcs}; {m.quality}):\n", file=err)
+    scope = f"scope: {m.scope}"
+    if m.scope == WHOLE_SYSTEM:
+        title = f"Whole-system energy while '{shown}' ran"
+        scope += f" ({WHOLE_SYSTEM_NOTE})"
+    elif m.scope == tree_label(cmd):
+        title = f"Energy of '{shown}' and its child processes"
+    else:
+        title = f"Energy while '{shown}' ran"
+        if m.scope == "mixed":
+            scope += ": " + "; ".join(f"{d.id}: {m.scope_of_domain(d.id)}" for d in root_domains(m.domains))
+    return [f"\n {title} (source: {srcs}; {m.quality}):", f" {scope}\n"]
+
+
+def _print_measurement(cmd: Sequence[str], run: CommandEnergy, notes: Sequence[str]) -> None:
+    err = sys.stderr
+    m = run.total
+    print("\n".join(_header(cmd, m)), file=err)
     ids = {d.id for d in m.domains}
     for d in m.domains:
         j = m.energy_j.get(d.id, 0.0)
@@ -206,8 +243,14 @@ def _print_measurement(cmd: Sequence[str], m: Measurement, notes: Sequence[str],
         gap = f"  gap {m.gap_s[d.id]:.3g} s" if d.id in m.gap_s else ""
         print(f" {j:16.2f} J   {d.id:<16} # {m.power_w(d.id):9.2f} W  {m.domain_quality[d.id]}{inside}{gap}", file=err)
     print(f"\n {m.duration_s:16.9f} seconds time elapsed", file=err)
-    roots = [d.id for d in m.domains if d.parent not in ids]
+    if run.cpu_s is not None:
+        print(f" {run.cpu_s:16.9f} CPU seconds of the process tree", file=err)
+    roots = [d.id for d in root_domains(m.domains)]
     print(f" {m.total_j:16.2f} J total ({' + '.join(roots)}), {m.total_power_w:.2f} W average\n", file=err)
+    for x in run.excluded:
+        print(f"ipa-ext: note: not included: {x.domain} ({x.source}, {x.quality}), {x.power_w:.2f} W × "
+              f"{m.duration_s:.3g} s = {run.excluded_j(x):.2f} J that the machine draws anyway: it is not the "
+              "command's", file=err)
     if m.below_resolution:
         print(f"ipa-ext: warning: the command ran {m.duration_s:.3g} s, shorter than the source resolution "
               f"{m.resolution_s:.3g} s: these joules are not meaningful", file=err)
@@ -216,8 +259,8 @@ def _print_measurement(cmd: Sequence[str], m: Measurement, notes: Sequence[str],
               "its joules are a lower bound", file=err)
     for n in notes:
         print(f"ipa-ext: note: {n}", file=err)
-    if code != 0:
-        print(f"ipa-ext: note: the command exited with status {code}", file=err)
+    if run.exit_code != 0:
+        print(f"ipa-ext: note: the command exited with status {run.exit_code}", file=err)
 
 
 def run_measure(args: argparse.Namespace) -> int:
@@ -230,44 +273,23 @@ def run_measure(args: argparse.Namespace) -> int:
         raise ConfigError("must be a positive number of milliseconds", where="--interval")
     host, choice = _sources_from_args(args)
     meter = Meter(choice.sources)
+    interval_ms = args.interval or (1000 if args.csv else None)
     try:
-        meter.snapshot()  # start pollers and child processes before the command starts
-        interval_ms = args.interval or (1000 if args.csv else None)
-        sampler = IntervalSampler(meter, interval_ms / 1000.0).start() if interval_ms else None
-        meter.begin("command")
-        try:
-            proc = subprocess.Popen(cmd)
-        except FileNotFoundError:
-            meter.cancel("command")
-            raise CommandError(f"cannot run {cmd[0]!r}: command not found", 127) from None
-        except OSError as exc:
-            meter.cancel("command")
-            raise CommandError(f"cannot run {cmd[0]!r}: {exc.strerror or exc}", 126) from None
-        while True:
-            try:
-                rc = proc.wait()
-                break
-            except KeyboardInterrupt:  # the terminal sent SIGINT to the command too; wait for it
-                continue
-        m = meter.end("command", settle=True)
-        intervals = sampler.stop() if sampler is not None else []
+        run = measure_command(meter, cmd, interval_ms / 1000.0 if interval_ms else None,
+                              process_tree=not args.whole_system)
+    except FileNotFoundError:
+        raise CommandError(f"cannot run {cmd[0]!r}: command not found", 127) from None
+    except OSError as exc:
+        raise CommandError(f"cannot run {cmd[0]!r}: {exc.strerror or exc}", 126) from None
     finally:
         meter.close()
-    code = 128 - rc if rc < 0 else rc
     if args.csv:
-        t0 = intervals[0].start_s if intervals else m.start_s
-        write_interval_csv(args.csv, _measurement_rows(intervals, t0))
+        write_interval_csv(args.csv, _measurement_rows(run), extra_columns=("scope",))
     if args.json:
-        out = {"command": cmd, "exit_code": code, **m.as_dict(), "notes": list(choice.notes)}
-        if intervals:
-            t0 = intervals[0].start_s
-            out["intervals"] = [{"time_s": i.start_s + i.duration_s - t0, "interval_s": i.duration_s,
-                                 "energy_j": dict(i.energy_j), "power_w": {d.id: i.power_w(d.id) for d in i.domains},
-                                 "gap_s": dict(i.gap_s)} for i in intervals]
-        print_json(out)
+        print_json(_run_json(cmd, run, choice.notes))
     else:
-        _print_measurement(cmd, m, choice.notes, code)
-    return code
+        _print_measurement(cmd, run, choice.notes)
+    return run.exit_code
 
 
 # --------------------------------------------------------------------------- report

@@ -15,7 +15,9 @@ from .source import (
     Quality,
     Reading,
     Status,
+    WHOLE_SYSTEM,
     root_domains,
 )
 
-__all__ = ["Domain", "EnergySource", "EnergySourceError", "ProbeResult", "Quality", "Reading", "Status", "root_domains"]
+__all__ = ["Domain", "EnergySource", "EnergySourceError", "ProbeResult", "Quality", "Reading", "Status", "WHOLE_SYSTEM",
+           "root_domains"]

@@ -1,4 +1,4 @@
-"""CPU time in seconds: the whole system (``/proc/stat``), a process tree (``/proc/<pid>/stat``) or a cgroup v2 (``cpu.stat``).
+"""CPU time in seconds: the whole system (``/proc/stat``), a process tree (``/proc/<pid>/stat``), a launched command's tree, or a cgroup v2 (``cpu.stat``).
 
 The estimate source multiplies it by watts per CPU; attribution splits a
 shared CPU's energy by it. Every reader takes its root (``/proc``, the
@@ -94,6 +94,42 @@ def process_tree_cpu_s(pid: int, proc: str | Path = "/proc") -> float:
         total += times.get(p, 0.0)
         stack.extend(children.get(p, ()))
     return total
+
+
+class CommandCpu:
+    """Cumulative CPU seconds of a command this process launches: its process tree, exited children included.
+
+    Call it as a counter: 0 before :meth:`started`; then the live tree from
+    ``/proc`` (children that exited and were waited for are in their parent's
+    cutime/cstime; exited ones not yet waited for still show their times);
+    after :meth:`finished`, the child's ``wait4`` rusage, which holds the
+    child and every descendant waited for in the tree. Never goes down.
+    Descendants that outlive the command or were never waited for (daemons)
+    are not counted after they leave the tree, as with ``time``.
+    """
+
+    def __init__(self, proc: str | Path = "/proc") -> None:
+        self.proc = proc
+        self.pid: int | None = None
+        self._final: float | None = None
+        self._max = 0.0
+
+    def started(self, pid: int) -> None:
+        self.pid = int(pid)
+
+    def finished(self, rusage: os.struct_rusage | None) -> None:
+        """The command was waited for; ``rusage`` is what ``os.wait4`` returned for it."""
+        self._final = (rusage.ru_utime + rusage.ru_stime) if rusage is not None else self._max
+
+    def __call__(self) -> float:
+        if self._final is not None:
+            self._max = max(self._max, self._final)
+        elif self.pid is not None:
+            try:
+                self._max = max(self._max, process_tree_cpu_s(self.pid, self.proc))
+            except (ProcessLookupError, OSError):
+                pass  # between its exit and our wait: keep the last value
+        return self._max
 
 
 def cgroup_cpu_s(cgroup_dir: str | Path) -> float:

@@ -16,7 +16,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from ..errors import InputError
 from .perfstat import detect_format, parse_line
@@ -269,14 +269,15 @@ def _load_ipa_ext_csv(p: Path) -> EnergyLog:
     return EnergyLog(str(p), "ipa-ext-csv", times, durations, out, warnings, truncated)
 
 
-def write_interval_csv(path: str | Path, rows: Iterable[dict]) -> None:
-    """Write ipa-ext's per-interval CSV (:data:`IPA_EXT_COLUMNS`)."""
+def write_interval_csv(path: str | Path, rows: Iterable[dict], extra_columns: Sequence[str] = ()) -> None:
+    """Write ipa-ext's per-interval CSV (:data:`IPA_EXT_COLUMNS`, then ``extra_columns`` such as ``scope``)."""
+    columns = (*IPA_EXT_COLUMNS, *extra_columns)
     try:
         with open(path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=IPA_EXT_COLUMNS)
+            w = csv.DictWriter(fh, fieldnames=columns)
             w.writeheader()
             for r in rows:
-                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in IPA_EXT_COLUMNS})
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", path=path) from None
 

@@ -6,11 +6,13 @@ without a meter-wide lock (each source serialises only its own counter reads).
 A :class:`Measurement` holds the duration, joules per domain, the quality, the
 seconds of any gaps, and a flag when the window is shorter than a source's
 resolution. :class:`IntervalSampler` produces a series of measurements at a
-fixed interval: a power time series.
+fixed interval: a power time series; :func:`combine` joins consecutive
+intervals into one window whose joules are exactly the sum of theirs.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError, IpaExtError
-from .source import Domain, EnergySource, EnergySourceError, Reading, root_domains
+from .source import WHOLE_SYSTEM, Domain, EnergySource, EnergySourceError, Reading, root_domains
 
 CPU_KINDS = frozenset({"package", "core", "uncore", "dram", "psys", "igpu",
                        "cpu-estimate", "cpu-active", "cpu-idle"})
@@ -58,6 +60,19 @@ class Measurement:
     """The coarsest resolution among the sources."""
     gap_s: Mapping[str, float] = field(default_factory=dict)
     """Per domain: seconds inside the window its joules do not cover (a lower bound)."""
+    scope_of: Mapping[str, str] = field(default_factory=dict)
+    """Per domain: what its joules cover (``whole system`` unless listed)."""
+
+    def scope_of_domain(self, domain: str) -> str:
+        return self.scope_of.get(domain, WHOLE_SYSTEM)
+
+    @property
+    def scope(self) -> str:
+        """``whole system``, one process tree's label, or ``mixed`` when domains differ."""
+        scopes = {self.scope_of_domain(d.id) for d in self.domains}
+        if len(scopes) == 1:
+            return next(iter(scopes))
+        return "mixed" if scopes else WHOLE_SYSTEM
 
     @property
     def quality(self) -> str:
@@ -80,7 +95,7 @@ class Measurement:
     @property
     def total_j(self) -> float:
         """Sum over root domains only: overlapping zones are never summed."""
-        return sum(self.energy_j.get(d.id, 0.0) for d in root_domains(self.domains))
+        return math.fsum(self.energy_j.get(d.id, 0.0) for d in root_domains(self.domains))
 
     def power_w(self, domain: str) -> float:
         """Average power of a domain over the time its joules cover."""
@@ -97,13 +112,15 @@ class Measurement:
             "duration_s": self.duration_s,
             "total_j": self.total_j,
             "quality": self.quality,
+            "scope": self.scope,
             "below_resolution": self.below_resolution,
             "resolution_s": self.resolution_s,
             "complete": self.complete,
             "domains": [
                 {"id": d.id, "kind": d.kind, "parent": d.parent, "source": self.source_of[d.id],
                  "energy_j": self.energy_j.get(d.id, 0.0), "power_w": self.power_w(d.id),
-                 "quality": self.domain_quality[d.id], "gap_s": self.gap_s.get(d.id, 0.0)}
+                 "quality": self.domain_quality[d.id], "gap_s": self.gap_s.get(d.id, 0.0),
+                 "scope": self.scope_of_domain(d.id)}
                 for d in self.domains
             ],
         }
@@ -189,12 +206,14 @@ class Meter:
         source_of: dict[str, str] = {}
         quality: dict[str, str] = {}
         covered: dict[str, float] = {}
+        scope: dict[str, str] = {}
         all_domains: list[Domain] = []
         for (src, doms), ra, rb in zip(self._check(), a.readings, b.readings):
             covered[src.name] = max(0.0, rb.timestamp_s - ra.timestamp_s)
             for d in doms:
                 all_domains.append(d)
                 source_of[d.id] = src.name
+                scope[d.id] = src.scope
                 quality[d.id] = rb.quality
                 ja, jb = ra.joules.get(d.id), rb.joules.get(d.id)
                 if ja is None or jb is None:
@@ -206,7 +225,7 @@ class Meter:
                 if g > 0 or d.id in rb.gaps:
                     gaps[d.id] = max(g, 0.0)
         return Measurement(key, a.time_s, max(0.0, b.time_s - a.time_s), energy, tuple(all_domains),
-                           source_of, quality, covered, self.resolution_s, gaps)
+                           source_of, quality, covered, self.resolution_s, gaps, scope)
 
     # ------------------------------------------------------------------ windows
     def begin(self, key: str) -> None:
@@ -274,8 +293,8 @@ class IntervalSampler:
         self._thread.start()
         return self
 
-    def _take(self) -> None:
-        snap = self.meter.snapshot()
+    def _take(self, snap: Snapshot | None = None) -> None:
+        snap = snap if snap is not None else self.meter.snapshot()
         with self._lock:
             assert self._last is not None
             m = self.meter.between(f"interval-{len(self.intervals)}", self._last, snap)
@@ -296,14 +315,19 @@ class IntervalSampler:
             # skip deadlines already missed (a slow read) rather than bunching samples
             k = max(k, int((time.monotonic() - self.start_s) / self.interval_s) + 1)
 
-    def stop(self, final: bool = True) -> list[Measurement]:
-        """Stop sampling; with ``final``, measure the last partial interval too."""
+    def stop(self, final: bool = True, settle: bool = False) -> list[Measurement]:
+        """Stop sampling; with ``final``, measure the last partial interval too.
+
+        ``settle``: the last interval's end reading waits until every source
+        covers time up to now (see :meth:`Meter.settled_snapshot`).
+        """
+        end_s = time.monotonic()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
         if final and self._last is not None:
-            self._take()
+            self._take(self.meter.settled_snapshot(end_s) if settle else None)
         return list(self.intervals)
 
     def __enter__(self) -> "IntervalSampler":
@@ -311,3 +335,27 @@ class IntervalSampler:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def combine(key: str, parts: Sequence[Measurement]) -> Measurement:
+    """Consecutive measurements of one meter (an :class:`IntervalSampler`'s) as one window.
+
+    Joules, gaps and covered seconds are summed per domain with ``math.fsum``,
+    so the window's figures are exactly the sum of its parts: a report of the
+    intervals and a report of the window never disagree.
+    """
+    if not parts:
+        raise ValueError("combine: no measurements")
+    first, last = parts[0], parts[-1]
+    domains = first.domains
+
+    def total(get: Callable[[Measurement], Mapping[str, float]], keys: Sequence[str]) -> dict[str, float]:
+        return {k: math.fsum(get(m).get(k, 0.0) for m in parts) for k in keys}
+
+    ids = [d.id for d in domains]
+    gaps = {k: v for k, v in total(lambda m: m.gap_s, ids).items()
+            if any(k in m.gap_s for m in parts)}
+    return Measurement(key, first.start_s, (last.start_s + last.duration_s) - first.start_s,
+                       total(lambda m: m.energy_j, ids), domains, dict(first.source_of),
+                       dict(last.domain_quality), total(lambda m: m.covered_s, list(first.covered_s)),
+                       first.resolution_s, gaps, dict(first.scope_of))

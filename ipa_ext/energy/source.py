@@ -12,11 +12,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Literal, Mapping
+from typing import Callable, Iterable, Literal, Mapping
 
 from ..errors import IpaExtError
 
 Quality = Literal["measured", "estimated"]
+
+WHOLE_SYSTEM = "whole system"
+"""The scope of a hardware counter: every process on the machine, and the idle machine."""
 
 
 class EnergySourceError(IpaExtError):
@@ -82,6 +85,9 @@ class EnergySource(ABC):
     quality: Quality = "measured"
     resolution_s: float = 0.0
     """Shortest window the source can resolve; shorter windows are flagged."""
+    scope: str = WHOLE_SYSTEM
+    """What the joules cover: ``whole system``, or ``process tree of ...`` for a source that
+    counts only some processes (the estimate source with ``pid``, or after :meth:`attribute_to`)."""
 
     @abstractmethod
     def probe(self) -> ProbeResult:
@@ -94,6 +100,23 @@ class EnergySource(ABC):
     @abstractmethod
     def read(self) -> Reading:
         """Cumulative, unwrapped, monotone joules per domain."""
+
+    def attribute_to(self, cpu_seconds: Callable[[], float], label: str) -> bool:
+        """Count only the processes whose cumulative CPU seconds ``cpu_seconds()`` returns.
+
+        Called before the first :meth:`read`; ``label`` becomes :attr:`scope`
+        (``process tree of 'CMD'``). Hardware counters see the whole machine and
+        cannot, so the default returns False and changes nothing.
+        """
+        return False
+
+    def excluded_power_w(self) -> Mapping[str, float]:
+        """Watts per part that this source's scope leaves out of its joules (default: none).
+
+        A process-tree estimate leaves out the machine's idle floor
+        (``{"cpu/idle": W}``): it is the machine's, not the processes'.
+        """
+        return {}
 
     def close(self) -> None:
         """Release background samplers or child processes (default: nothing)."""
