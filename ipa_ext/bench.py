@@ -5,20 +5,24 @@ with the same config, predictor and workload; only the optimizer differs. A
 cell writes its log, per-second CSV and summary under
 ``OUT/<workload>/<policy>/``; the grid writes ``results.csv``,
 ``results.json`` and ``results.md``, and PNG plots when matplotlib is
-installed (the ``plot`` extra).
+installed (the ``plot`` extra, :mod:`ipa_ext.bench_plots`). A cell that
+repeats an earlier policy of its workload (same configuration in every
+interval, or the same figures) is marked ``same_as`` and explained under its
+table; energy columns carry their quality.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .adapter import read_log
 from .config import Config
 from .host import PluginHost
 from .reports import write_json, write_seconds_csv
@@ -26,11 +30,17 @@ from .runner import execute, prepare, run_summary
 from .workloads import Workload
 
 RESULT_COLUMNS = (
-    "workload", "policy", "status", "accuracy_pct", "slo_violation_pct", "dropped", "late",
+    "workload", "policy", "status", "same_as", "accuracy_pct", "slo_violation_pct", "dropped", "late",
     "served", "j_per_request", "energy_j", "mean_power_w", "mean_cores", "core_seconds",
     "carbon_g", "latency_p99_s", "decision_p50_ms", "decision_p99_ms", "reconfigurations",
-    "energy_quality", "note",
+    "energy_quality", "note", "optimizer_notes",
 )
+
+FIGURE_KEYS = (
+    "accuracy_pct", "slo_violation_pct", "dropped", "late", "served", "j_per_request", "energy_j",
+    "mean_power_w", "mean_cores", "core_seconds", "carbon_g", "latency_p99_s", "reconfigurations",
+)
+"""A cell's figures apart from decision times: two cells with equal ones read as the same row."""
 
 
 def safe_name(name: str) -> str:
@@ -40,10 +50,21 @@ def safe_name(name: str) -> str:
 
 @dataclass
 class Cell:
+    """One (workload, policy) run: its summary, folder and what it decided."""
+
     workload: str
     policy: str
     summary: dict[str, Any]
     dir: Path
+    decisions_digest: str = ""
+    """A hash of the configuration in force in every interval, in order."""
+    intervals: int = 0
+    notes: tuple[str, ...] = ()
+    """The optimizer's own notes on its decisions (e.g. weights it ignores), without repeats."""
+    same_as: str | None = None
+    """An earlier policy of the same workload that decided the same (or gave the same figures)."""
+    same_kind: str | None = None
+    """``decisions`` (the same configuration in every interval) or ``figures`` (same results only)."""
 
     def row(self) -> dict[str, Any]:
         s = self.summary
@@ -62,6 +83,7 @@ class Cell:
             "workload": self.workload,
             "policy": self.policy,
             "status": status,
+            "same_as": self.same_as,
             "accuracy_pct": s["accuracy_pct_mean"],
             "slo_violation_pct": s["slo_violation_pct"],
             "dropped": s["requests"]["dropped"],
@@ -79,7 +101,61 @@ class Cell:
             "reconfigurations": s["reconfigurations"],
             "energy_quality": e["quality"],
             "note": note,
+            "optimizer_notes": "; ".join(self.notes),
         }
+
+
+class _Recorder:
+    """Collects, from the log lines of one run, a digest of its configurations and the optimizer's notes."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.count = 0
+        self.notes: dict[str, None] = {}
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        self.hash.update(json.dumps(record.get("config"), sort_keys=True).encode())
+        self.hash.update(b"\n")
+        self.count += 1
+        info = (record.get("decision") or {}).get("info") or {}
+        for n in info.get("notes") or ():
+            self.notes.setdefault(str(n), None)
+
+
+def mark_same(cells: Sequence[Cell]) -> None:
+    """Set ``same_as`` on every cell that repeats an earlier policy of its workload.
+
+    Same configuration in every interval: ``decisions``; otherwise equal
+    figures (:data:`FIGURE_KEYS`): ``figures``. A cell points at the first
+    such policy, never at one that is itself marked.
+    """
+    originals: dict[str, list[Cell]] = {}
+    for c in cells:
+        c.same_as = c.same_kind = None
+        row = c.row()
+        if row["status"] != "ok":
+            continue
+        refs = originals.setdefault(c.workload, [])
+        for ref in refs:
+            if c.decisions_digest and c.decisions_digest == ref.decisions_digest and c.intervals == ref.intervals:
+                c.same_as, c.same_kind = ref.policy, "decisions"
+                break
+            if _same_figures(row, ref.row()):
+                c.same_as, c.same_kind = ref.policy, "figures"
+                break
+        if c.same_as is None:
+            refs.append(c)
+
+
+def _same_figures(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    for k in FIGURE_KEYS:
+        x, y = a.get(k), b.get(k)
+        if x is None or y is None:
+            if x is not y:
+                return False
+        elif not math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-9):
+            return False
+    return True
 
 
 def run_grid(
@@ -97,33 +173,35 @@ def run_grid(
     """Run every policy on every workload; policies are validated before anything runs.
 
     ``overrides`` replace problem settings for every policy (e.g. the weights).
+    Cells that repeat an earlier policy of their workload are marked (:func:`mark_same`).
     """
     prepared = {p: prepare(config, host, optimizer=p, base=base, overrides=overrides) for p in policies}
     cells: list[Cell] = []
-    total = len(policies) * len(workloads)
-    n = 0
-    for wl in workloads:
-        for p in policies:
-            if should_stop is not None and should_stop():
-                return cells
-            n += 1
-            d = out / safe_name(wl.name) / safe_name(p)
-            d.mkdir(parents=True, exist_ok=True)
-            start = time.perf_counter()
-            prep = prepared[p]
-            result, backend, _ = execute(prep, wl, log_path=d / "adaptation.jsonl")
-            summary = run_summary(prep, result, backend, wl, p)
-            write_seconds_csv(d / "seconds.csv", backend, result, config.carbon)
-            write_json(d / "summary.json", summary)
-            cells.append(Cell(wl.name, p, summary, d))
-            if on_cell is not None:
-                on_cell(n, total, wl.name, p, time.perf_counter() - start)
-            if result.interrupted:
-                return cells
+    grid = [(wl, p) for wl in workloads for p in policies]
+    for n, (wl, p) in enumerate(grid, start=1):
+        if should_stop is not None and should_stop():
+            break
+        d = out / safe_name(wl.name) / safe_name(p)
+        d.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        prep = prepared[p]
+        rec = _Recorder()
+        result, backend, _ = execute(prep, wl, log_path=d / "adaptation.jsonl", on_record=rec)
+        summary = run_summary(prep, result, backend, wl, p)
+        write_seconds_csv(d / "seconds.csv", backend, result, config.carbon)
+        write_json(d / "summary.json", summary)
+        cells.append(Cell(wl.name, p, summary, d, rec.hash.hexdigest(), rec.count, tuple(rec.notes)))
+        if on_cell is not None:
+            on_cell(n, len(grid), wl.name, p, time.perf_counter() - start)
+        if result.interrupted:
+            break
+    mark_same(cells)
     return cells
 
 
 def write_results(cells: Sequence[Cell], out: Path, meta: Mapping[str, Any]) -> dict[str, Path]:
+    """``results.csv``, ``results.json`` and ``results.md`` of a grid; returns their paths."""
+    mark_same(cells)
     rows = [c.row() for c in cells]
     paths = {"csv": out / "results.csv", "json": out / "results.json", "md": out / "results.md"}
     with open(paths["csv"], "w", encoding="utf-8", newline="") as f:
@@ -132,8 +210,27 @@ def write_results(cells: Sequence[Cell], out: Path, meta: Mapping[str, Any]) -> 
         for r in rows:
             w.writerow({k: ("" if v is None else v) for k, v in r.items()})
     write_json(paths["json"], {"meta": dict(meta), "results": rows})
-    paths["md"].write_text(markdown(rows, meta), encoding="utf-8")
+    paths["md"].write_text(markdown(rows, meta, explanations(cells)), encoding="utf-8")
     return paths
+
+
+def explanations(cells: Sequence[Cell]) -> dict[tuple[str, str], str]:
+    """Per (workload, policy), why a marked cell repeats its reference."""
+    out: dict[tuple[str, str], str] = {}
+    for c in cells:
+        if c.same_as is None:
+            continue
+        if c.same_kind == "decisions":
+            text = (f"{c.policy} chose the same configuration as {c.same_as} in all {c.intervals} intervals, "
+                    "so every figure but the decision time is the same.")
+        else:
+            text = (f"{c.policy} chose other configurations than {c.same_as} but ends with the same figures "
+                    "(decision times aside).")
+        if c.notes:
+            text += " " + " ".join(f"{c.policy}: {n}." if not n.endswith(".") else f"{c.policy}: {n}"
+                                   for n in c.notes)
+        out[(c.workload, c.policy)] = text
+    return out
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -150,30 +247,63 @@ MD_COLUMNS = (
     ("power W", "mean_power_w", 1), ("cores", "mean_cores", 2), ("p99 latency s", "latency_p99_s", 3),
     ("decision p50 ms", "decision_p50_ms", 2), ("decision p99 ms", "decision_p99_ms", 2),
 )
+ENERGY_KEYS = ("j_per_request", "energy_j", "mean_power_w")
+"""Columns whose header (or, when a table mixes qualities, every value) says measured or estimated."""
 
 
-def markdown(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
-    """One Markdown table per workload."""
+def _cell_text(r: Mapping[str, Any], key: str, nd: int, quality_in_cells: bool) -> str:
+    v = r[key]
+    if key == "policy":
+        return str(v)
+    text = _fmt(v, nd) if nd else _fmt(round(v) if isinstance(v, float) else v)
+    if quality_in_cells and key in ENERGY_KEYS and v is not None and r.get("energy_quality"):
+        text += f" ({r['energy_quality']})"
+    return text
+
+
+def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One workload's Markdown table: energy columns labelled with their quality, repeats marked."""
+    qualities = {r.get("energy_quality") for r in rows if r["status"] != "n/a"} - {None}
+    one = next(iter(qualities)) if len(qualities) == 1 else None
+    marked = any(r.get("same_as") for r in rows)
+    heads = []
+    for h, k, _ in MD_COLUMNS:
+        if k in ENERGY_KEYS and one:
+            h = f"{h} ({one})"
+        heads.append(h)
+        if k == "policy" and marked:
+            heads.append("same as")
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    for r in rows:
+        if r["status"] == "n/a":
+            cells = [r["policy"], f"n/a: {r['note']}"] + [""] * (len(heads) - 2)
+        else:
+            cells = [_cell_text(r, k, nd, one is None) for _, k, nd in MD_COLUMNS]
+            if marked:
+                cells.insert(1, f"= {r['same_as']}" if r.get("same_as") else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
+             why: Mapping[tuple[str, str], str] | None = None) -> str:
+    """One Markdown table per workload; under each, why a policy repeats another (``why``)."""
     lines = ["# Energy-efficiency benchmark", ""]
     for k, v in meta.items():
         lines.append(f"- {k}: {v}")
     lines.append("")
     quality = {r.get("energy_quality") for r in rows if r.get("energy_quality")}
     if quality:
-        lines += [f"Energy figures are {', '.join(sorted(quality))}.", ""]
+        lines += [f"Energy figures are {', '.join(sorted(quality))}; each energy column says which.", ""]
     for wl in dict.fromkeys(r["workload"] for r in rows):
+        group = [r for r in rows if r["workload"] == wl]
         lines += [f"## {wl}", ""]
-        lines.append("| " + " | ".join(h for h, _, _ in MD_COLUMNS) + " |")
-        lines.append("|" + "|".join("---" for _ in MD_COLUMNS) + "|")
-        for r in rows:
-            if r["workload"] != wl:
-                continue
-            if r["status"] == "n/a":
-                cells = [r["policy"], f"n/a: {r['note']}"] + [""] * (len(MD_COLUMNS) - 2)
-            else:
-                cells = [_fmt(r[k], nd) if nd or k == "policy" else _fmt(
-                    round(r[k]) if isinstance(r[k], float) else r[k]) for _, k, nd in MD_COLUMNS]
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += _table(group)
+        notes = [(r, (why or {}).get((wl, r["policy"]))) for r in group if r.get("same_as")]
+        if notes:
+            lines += ["", "Policies that repeat another (`same as`):", ""]
+            for r, text in notes:
+                lines.append(f"- **{r['policy']} = {r['same_as']}**: {text or 'the same figures.'}")
         lines.append("")
     return "\n".join(lines)
 
@@ -182,85 +312,10 @@ def markdown(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
 
 
 def plot(cells: Sequence[Cell], out: Path) -> list[Path] | str:
-    """PNG plots; returns their paths, or why there are none."""
-    try:
-        import matplotlib
+    """PNG plots; returns their paths, or why there are none (see :mod:`ipa_ext.bench_plots`)."""
+    from .bench_plots import plot_grid
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed (pip install 'ipa-ext[plot]')"
-    paths: list[Path] = []
-    by_wl: dict[str, list[Cell]] = {}
-    for c in cells:
-        by_wl.setdefault(c.workload, []).append(c)
-    for wl, group in by_wl.items():
-        fig, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
-        ax_load, ax_power, ax_acc, ax_cores = axes
-        drawn_load = False
-        first_pred: list | None = None
-        for c in group:
-            if c.row()["status"] == "n/a":
-                continue
-            lines = read_log(c.dir / "adaptation.jsonl")
-            t = [l["interval"]["start_s"] for l in lines]
-            dur = [max(l["interval"]["end_s"] - l["interval"]["start_s"], 1e-9) for l in lines]
-            if not drawn_load:
-                ax_load.step(t, [l["interval"]["arrivals"] / d for l, d in zip(lines, dur)], where="post",
-                             color="black", lw=1.2, label="load (arrivals)")
-                drawn_load = True
-            pred = [l.get("predicted_rps") for l in lines]
-            if first_pred is None or pred != first_pred:  # identical predictions: one line
-                ax_load.step(t, pred, where="post", lw=0.9, ls="--",
-                             label="predicted" if first_pred is None else f"predicted ({c.policy})")
-                first_pred = first_pred or pred
-            ax_power.step(t, [(l.get("energy") or {}).get("power_w") for l in lines], where="post", lw=1,
-                          label=c.policy)
-            ax_acc.step(t, [l["accuracy"]["pct"] for l in lines], where="post", lw=1, label=c.policy)
-            ax_cores.step(t, [l["interval"]["cores"] for l in lines], where="post", lw=1, label=c.policy)
-        ax_load.set_ylabel("requests/s")
-        ax_power.set_ylabel("power W (estimated)")
-        ax_acc.set_ylabel("accuracy %")
-        ax_cores.set_ylabel("cores")
-        ax_cores.set_xlabel("time s")
-        ax_load.set_title(f"{wl}: one line per policy")
-        for ax in axes:
-            ax.grid(alpha=0.3)
-        ax_load.legend(fontsize=7, ncol=3)
-        ax_power.legend(fontsize=7, ncol=4)
-        fig.tight_layout()
-        p = out / f"{safe_name(wl)}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    markers = "osD^v<>xP*"
-    wls = list(by_wl)
-    policies = list(dict.fromkeys(c.policy for c in cells))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    color = {p: colors[i % len(colors)] for i, p in enumerate(policies)}
-    shown: set[str] = set()
-    for i, wl in enumerate(wls):
-        for c in by_wl[wl]:
-            r = c.row()
-            if r["status"] != "ok" or r["j_per_request"] is None or r["accuracy_pct"] is None:
-                continue
-            ax.scatter(r["j_per_request"], r["accuracy_pct"], marker=markers[i % len(markers)], s=45,
-                       color=color[c.policy], label=c.policy if c.policy not in shown else None)
-            shown.add(c.policy)
-    for i, wl in enumerate(wls):
-        ax.scatter([], [], marker=markers[i % len(markers)], color="gray", label=wl)
-    ax.set_xlabel("J per served request (estimated)")
-    ax.set_ylabel("mean accuracy %")
-    ax.set_title("energy per request vs accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out / "energy_vs_accuracy.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
-    return paths
+    return plot_grid(cells, out)
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:

@@ -45,8 +45,13 @@ def summarize(
     carbon: CarbonIntensity | None,
     backend_options: Mapping[str, Any] | None = None,
     adaptation: Mapping[str, Any] | None = None,
+    accuracy_scoring: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run's ``summary.json`` content."""
+    """The run's ``summary.json`` content.
+
+    ``accuracy_scoring`` (``normalize_accuracy``, ``method``, ``stages``) says
+    how the accuracy objective term is scored, for :func:`summary_lines`.
+    """
     r = result
     times = [s.decision_time_s for s in r.steps if s.decision_time_s is not None]
     decisions = sum(1 for s in r.steps if s.feasible is not None)
@@ -75,6 +80,7 @@ def summarize(
         "dropped_pct": 100.0 * r.dropped / r.arrivals if r.arrivals > 0 else 0.0,
         "accuracy_pct_mean": r.accuracy_pct_sum / r.served if r.served > 0 else None,
         "accuracy_objective_mean": r.accuracy_sum / r.served if r.served > 0 else None,
+        "accuracy_scoring": dict(accuracy_scoring) if accuracy_scoring is not None else None,
         "core_seconds": r.core_s,
         "mean_cores": r.core_s / r.seconds if r.seconds > 0 else None,
         "energy": {
@@ -230,7 +236,8 @@ def summary_lines(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("predictor", f"{s['predictor'].get('name')} (backup {s['predictor'].get('backup')}, "
                       f"margin {s['predictor'].get('margin_pct'):g}%)"),
         ("simulated", f"{_f(s['seconds'], 'g')} s" + (f" (interrupted by {s['interrupted']})" if s.get('interrupted') else "")),
-        ("mean accuracy", f"{_f(s['accuracy_pct_mean'], '.2f')} % (objective term {_f(s['accuracy_objective_mean'], '.3f')})"),
+        ("mean accuracy", f"{_f(s['accuracy_pct_mean'], '.2f')} % (objective term "
+                          f"{_f(s['accuracy_objective_mean'], '.3f')}{_scoring(s.get('accuracy_scoring'))})"),
         ("core-seconds", f"{_f(s['core_seconds'], '.1f')} (mean {_f(s['mean_cores'], '.2f')} cores)"),
         ("SLO violations", f"{_f(s['slo_violation_pct'], '.2f')} % (late {_f(req['late'], '.0f')}, "
                            f"dropped {_f(req['dropped'], '.0f')} of {_f(req['arrived'], '.0f')})"),
@@ -252,6 +259,24 @@ def summary_lines(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("decision time", f"p50 {_f(_ms(dt['p50']), '.2f')} ms, p99 {_f(_ms(dt['p99']), '.2f')} ms"),
     ]
     return rows
+
+
+def accuracy_term_note(normalize_accuracy: bool, method: str, stages: int) -> str:
+    """How the accuracy objective term is scored, in words (it is not a percentage)."""
+    if normalize_accuracy:
+        text = "rank-normalised: in each stage the least accurate variant scores 0, the most accurate 1"
+    else:
+        text = "each stage's accuracy % / 100"
+    if stages > 1:
+        text += {"sum": f"; summed over {stages} stages", "average": f"; averaged over {stages} stages",
+                 "multiply": f"; multiplied over {stages} stages"}.get(method, "")
+    return text
+
+
+def _scoring(sc: Mapping[str, Any] | None) -> str:
+    if not sc:
+        return ""
+    return ", " + accuracy_term_note(bool(sc.get("normalize_accuracy")), str(sc.get("method")), int(sc.get("stages", 1)))
 
 
 def _ms(v: float | None) -> float | None:

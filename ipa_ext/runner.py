@@ -307,4 +307,7 @@ def run_summary(prepared: Prepared, result: RunResult, backend: Backend, workloa
         sla_s=prepared.problem.sla_s, config_path=str(prepared.config.path),
         carbon=prepared.config.carbon, backend_options=prepared.backend_spec.options,
         adaptation=asdict(prepared.settings),
+        accuracy_scoring={"normalize_accuracy": prepared.problem.settings.normalize_accuracy,
+                          "method": prepared.problem.settings.accuracy_method,
+                          "stages": len(prepared.problem.pipeline.stages)},
     )

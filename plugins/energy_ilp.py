@@ -38,6 +38,13 @@ def _number(name: str, value: Any, *, positive: bool = False) -> float | None:
     return float(value)
 
 
+ENERGY_BLIND_NOTE = (
+    "delta and epsilon are 0 and there is no power cap, so energy-ilp optimizes IPA's objective and "
+    "decides as ilp (and ipa) do; give it a power weight (weights.delta, or energy-ilp:delta=D) "
+    "to make it energy-aware"
+)
+
+
 class EnergyIlpOptimizer(IlpOptimizer):
     """IPA's problem plus energy and carbon terms and a power cap, as an exact MILP."""
 
@@ -71,6 +78,10 @@ class EnergyIlpOptimizer(IlpOptimizer):
         return out
 
     def notes(self, problem: Problem) -> list[str]:
+        """Say so when nothing energy-related is weighted: then this is plain ``ilp``."""
+        s = self.effective_problem(problem).settings
+        if s.weight("delta") == 0 and s.weight("epsilon") == 0 and s.power_cap_w is None:
+            return [ENERGY_BLIND_NOTE]
         return []
 
     def check(self, problem: Problem) -> None:

@@ -7,7 +7,8 @@
   quality and the scope (the whole system, or the command's process tree for
   the estimate source); passes CMD's exit code through (127: not found);
 - ``report LOG``: totals, mean and peak watts per event and interval
-  statistics of a perf interval log or an ipa-ext interval CSV;
+  statistics of a perf interval log or an ipa-ext interval CSV; ``--csv`` and
+  ``--plot`` files are named after the report (``"files"`` in ``--json``);
 - ``serve --port P``: Prometheus metrics of the chosen sources.
 """
 
@@ -296,14 +297,19 @@ def run_measure(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     log = load_log(args.log)
     summary = summarise(log)
+    files: dict[str, str] = {}
     if args.csv:
         write_interval_csv(args.csv, log_rows(log))
+        files["csv"] = str(args.csv)
     if args.plot:
         plot_power(log, args.plot)
-    if args.json:
-        print_json(summary)
+        files["plot"] = str(args.plot)
+    if args.json:  # as simulate: the files in the JSON, "wrote ..." after the table
+        print_json({**summary, "files": files})
     else:
         print(format_report(summary))
+        if files:
+            print(f"wrote {', '.join(files.values())}")
     for w in log.warnings:
         print(f"ipa-ext: warning: {args.log}: {w}", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ from ..config import load_config, parse_policy
 from ..errors import ConfigError
 from ..optimizers import Decision
 from ..problem import Evaluation, Problem
+from ..reports import accuracy_term_note
 from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
 
 
@@ -171,3 +172,15 @@ def _print(problem: Problem, decision: Decision) -> None:
                 label += " (estimated from profiles)"
             parts.append(f"{sign} {obj.weight} {w:g} x {label}")
         print(f"objective {ev.objective:.6g} = " + " ".join(parts).lstrip("+ "))
+        if "accuracy" in ev.terms:
+            print(_accuracy_line(problem, ev))
+
+
+def _accuracy_line(problem: Problem, ev: Evaluation) -> str:
+    """The accuracy term per stage, and how it is scored (rank-normalised scores read as a bug otherwise)."""
+    st = problem.settings
+    scores = problem.stage_accuracies
+    per_stage = [f"{stage.name} {o.variant} {scores[i][o.variant]:.4g}"
+                 for i, (stage, o) in enumerate(zip(problem.pipeline.stages, ev.options))]
+    note = accuracy_term_note(st.normalize_accuracy, st.accuracy_method, len(per_stage))
+    return f"accuracy {ev.terms['accuracy']:.4g} from {', '.join(per_stage)} ({note})"

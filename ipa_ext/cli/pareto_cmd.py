@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from ..config import load_config
 from ..errors import ConfigError, InputError
+from ..reports import accuracy_term_note
 from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
 
 DEFAULT_DELTAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -137,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"pipeline {config.pipeline.name}  rate {rate:g} rps  optimizer {args.optimizer}  "
           f"power estimated from profiles")
     print(table(headers, table_rows))
+    st = config.settings
+    print("accuracy is the objective's accuracy term, "
+          + accuracy_term_note(st.normalize_accuracy, st.accuracy_method, len(config.pipeline.stages)))
     distinct = {(r["accuracy"], r["power_w"]) for r, on in zip(feasible, flags) if on}
     print(f"{len(distinct)} distinct frontier point(s); wrote {csv_path} and {json_path}")
     return 0

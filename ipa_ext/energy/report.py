@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..plotting import envelope, nan, pyplot, series_styles
 from .logs import EnergyLog
 from .source import root_domains
 
@@ -98,29 +99,52 @@ def format_report(summary: dict[str, Any]) -> str:
 
 
 def plot_power(log: EnergyLog, path: str | Path) -> None:
-    """A PNG of power over time, one line per event (needs the ``plot`` extra)."""
-    try:
-        import matplotlib
+    """A PNG of power over time, one line per event (needs the ``plot`` extra).
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    A long log is drawn as a min/max envelope: each bucket of consecutive
+    intervals becomes a band from its lowest to its highest power with a line
+    through the mean, so a 38,000-interval log is readable and its peaks stay.
+    Gaps (intervals without a value) are left blank.
+    """
+    try:
+        plt = pyplot()
     except ImportError:
         raise InputError("plotting needs matplotlib: pip install 'ipa-ext[plot]'", where="--plot") from None
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    for s in log.series:
-        pts = [(t, e / d) for t, e, d in zip(log.times_s, s.energy_j, log.durations_s) if e is not None and d > 0]
-        xs = [t for t, _ in pts]
-        ys = [w for _, w in pts]
-        ax.plot(xs, ys, linewidth=0.8, label=f"{s.event} ({s.quality})")
-    ax.set_xlabel("time since start (s)")
-    ax.set_ylabel("power (W)")
-    ax.set_title(Path(log.path).name)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
-    fig.tight_layout()
+    fig = power_figure(plt, log)
     try:
         fig.savefig(path, format="png")
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", path=path) from None
     finally:
         plt.close(fig)
+
+
+def power_figure(plt: Any, log: EnergyLog) -> Any:
+    """The matplotlib figure :func:`plot_power` saves."""
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100, layout="constrained")
+    styles = series_styles([s.event for s in log.series])
+    size = 1
+    for s in log.series:
+        ys = [e / d if e is not None and d > 0 else None for e, d in zip(s.energy_j, log.durations_s)]
+        env = envelope(log.times_s, ys)
+        color = styles[s.event]["color"]
+        label = f"{s.event} ({s.quality})"
+        if env.downsampled:
+            size = env.size
+            ax.fill_between(env.x, nan(env.lo), nan(env.hi), color=color, alpha=0.3, lw=0,
+                            label=f"{label}: min to max")
+            ax.plot(env.x, nan(env.mean), color=color, lw=0.8, label=f"{label}: mean")
+        else:
+            ax.plot(log.times_s, nan(ys), color=color, lw=0.8, label=label)
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("power (W)")
+    ax.set_ylim(bottom=0)
+    title = Path(log.path).name
+    if size > 1:
+        med = statistics.median(log.durations_s)
+        title += (f": {len(log.times_s)} intervals in buckets of {size} (about {size * med:.3g} s); "
+                  "band = lowest to highest interval power, line = mean")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=4, fontsize="small", frameon=False)
+    return fig
