@@ -1,10 +1,4 @@
-"""``ipa-ext models list | build``: the ONNX model zoo and its cache.
-
-- ``list``: every zoo model, its family, parameter count (from the spec, no weights),
-  multiply-accumulates, default input size, and whether it is cached (and its file size);
-- ``build NAME...``: builds models into the cache (or finds them there) and shows their
-  sizes, parameter counts and build times; needs the ``serve`` extra.
-"""
+"""``ipa-ext models list | build``: the ONNX model zoo's models, their counts, and the build cache."""
 
 from __future__ import annotations
 

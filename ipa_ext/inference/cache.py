@@ -1,9 +1,5 @@
-"""The zoo's build cache: a zoo name and its options resolve to an ONNX file, built on first use.
-
-A file's name carries a key of (name, options, seed, builder version); files are written to
-a temporary name and renamed, so a crashed build never leaves a half file. Two processes
-building the same model at once both build it; the last rename wins (same content).
-"""
+"""The zoo's build cache: a zoo name, options and seed resolve to an ONNX file, built on first
+use and written atomically (temporary file, then rename)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""ResNet-18/34/50/101/152 specs with torchvision's layer structure (ResNet v1.5).
-
-He et al. 2015: a 7x7 stem and max pool, four stages of BasicBlocks (18, 34) or
-Bottlenecks (50+, stride on the 3x3 conv), global average pooling and a linear classifier.
-"""
+"""ResNet-18/34/50/101/152 specs with torchvision's layer structure (v1.5: in Bottlenecks the
+stride is on the 3x3 conv)."""
 
 from __future__ import annotations
 

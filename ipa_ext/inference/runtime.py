@@ -1,8 +1,5 @@
-"""onnxruntime sessions held to a thread budget, and random input batches of the right shape.
-
-A session runs on ``threads`` intra-op threads, one inter-op thread, sequential execution
-and no spinning threads, so a replica pinned to N cores uses N cores and idles at zero.
-"""
+"""onnxruntime sessions held to a thread budget (N intra-op threads, one inter-op, sequential,
+no spinning), and random input batches of the right shape and type."""
 
 from __future__ import annotations
 

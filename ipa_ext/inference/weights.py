@@ -1,10 +1,5 @@
-"""Seeded random weights for a spec, scaled so activations stay near unit size at any depth.
-
-Each conv/linear weight is drawn N(0, 1/(fan_in * E[x^2])) for its actual input x on a seeded
-random calibration batch, and each BatchNorm's running mean and variance are that batch's
-per-channel statistics (what training-mode BN would see), with scale ~ U(0.75, 1.25) and
-shift ~ N(0, 0.1). The outputs mean nothing; the compute is the real architecture's.
-"""
+"""Seeded random weights for a spec, calibrated on a random batch so activations stay near
+unit size at any depth (README, "Model zoo", says how)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""YOLOv5-style detector specs (v6.0 layout), sizes n/s/m/l/x.
-
-A CSP backbone (6x6 stem conv, strided 3x3 convs, C3 blocks) ending in SPPF, a PAN neck
-(upsample + concat top-down, strided conv + concat bottom-up) and a detect head on P3/P4/P5
-with 3 anchors per level. Every ``Conv`` is Conv2d + BatchNorm + SiLU. Width and depth
-multipliers scale channels (rounded up to a multiple of 8) and C3 repeats.
-"""
+"""YOLOv5-style detector specs (v6.0 layout), sizes n/s/m/l/x: a CSP backbone with SPPF, a PAN
+neck and a detect head on P3/P4/P5, scaled by YOLOv5's depth and width multiples."""
 
 from __future__ import annotations
 
