@@ -97,6 +97,7 @@ def test_build_needs_a_name(capsys):
 
 
 def test_an_unwritable_cache_folder_is_one_line(capsys, tmp_path):
+    require_serve()  # without the extra, that is the error
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     code, _, err = cli(capsys, "models", "build", "resnet18", *TINY, "--cache-dir", str(blocker / "sub"))
@@ -123,3 +124,10 @@ def test_a_process_without_onnx_lists_and_refuses_to_build(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "yolov5x" in proc.stdout
     assert proc.stderr.strip() == f"ipa-ext: error: building zoo model yolov5n {EXTRA_LINE}"
+
+
+def test_the_cli_names_the_cache_variable_the_cache_reads():
+    from ipa_ext.cli import models_cmd
+    from ipa_ext.inference import cache
+
+    assert models_cmd.CACHE_ENV_VAR == cache.ENV_VAR

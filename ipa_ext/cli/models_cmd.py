@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..inference import cache, zoo
-from ..inference.zoo import ModelOptions
 from .common import print_json, table
+
+if TYPE_CHECKING:
+    from ..inference.zoo import ModelOptions
+
+CACHE_ENV_VAR = "IPA_EXT_CACHE_DIR"  # ipa_ext.inference.cache.ENV_VAR; the zoo is imported only when used
 
 MB = 1e6
 
@@ -24,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="square input size in pixels (default: 224 for ResNets, 640 for YOLOv5)")
         q.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
         q.add_argument("--cache-dir", metavar="DIR",
-                       help=f"models cache folder (default: ${cache.ENV_VAR}, else $XDG_CACHE_HOME/ipa-ext/models, "
+                       help=f"models cache folder (default: ${CACHE_ENV_VAR}, else $XDG_CACHE_HOME/ipa-ext/models, "
                             "else ~/.cache/ipa-ext/models)")
         q.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -43,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _options(name: str, args: argparse.Namespace, **extra: Any) -> ModelOptions:
     """The options for ``name`` from the flags; a bad flag value names the flag."""
+    from ..inference import zoo
+
     raw = {k: v for k, v in {"input_size": args.input_size, **extra}.items() if v is not None}
     try:
         return zoo.model_options(name, raw)
@@ -64,6 +69,8 @@ def _check_seed(seed: int) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from ..inference import cache, zoo
+
     _check_seed(args.seed)
     directory = cache.resolve_cache_dir(args.cache_dir)
     builds = cache.cached_builds(directory)
@@ -92,6 +99,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from ..inference import cache, zoo
+
     _check_seed(args.seed)
     for name in args.names:  # every name and option is checked before anything is built
         zoo.entry(name)
