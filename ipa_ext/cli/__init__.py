@@ -14,10 +14,11 @@ from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import IpaExtError
-from . import (adapt_cmd, bench_cmd, energy_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
+from . import (adapt_cmd, bench_cmd, energy_cmd, models_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
                validate_cmd)
 
-COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd, adapt_cmd)
+COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd, adapt_cmd,
+            models_cmd)
 
 
 class _Parser(argparse.ArgumentParser):
