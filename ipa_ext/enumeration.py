@@ -62,18 +62,21 @@ class _Stage:
                       None if self.factor is None else self.factor[keep])
 
 
+def _column(data: Sequence[Sequence[float]], s: int, opts: Sequence[int]) -> np.ndarray:
+    return np.asarray([float(data[s][i]) for i in opts], dtype=float)
+
+
 def _stages(sel: Selection, kept: Sequence[Sequence[int]]) -> list[_Stage]:
-    out = []
-    for s, opts in enumerate(kept):
-        pick = lambda data: np.asarray([float(data[s][i]) for i in opts], dtype=float)  # noqa: E731
-        out.append(_Stage(
+    return [
+        _Stage(
             index=np.asarray(opts, dtype=np.intp),
-            lat=pick(sel.latencies),
-            coef=pick(sel.coefficients),
-            power=pick(sel.powers) if sel.powers is not None else None,
-            factor=pick(sel.factors) if sel.has_product else None,
-        ))
-    return out
+            lat=_column(sel.latencies, s, opts),
+            coef=_column(sel.coefficients, s, opts),
+            power=_column(sel.powers, s, opts) if sel.powers is not None else None,
+            factor=_column(sel.factors, s, opts) if sel.has_product and sel.factors is not None else None,
+        )
+        for s, opts in enumerate(kept)
+    ]
 
 
 def _margin(columns: Sequence[np.ndarray]) -> float:
@@ -208,12 +211,14 @@ def enumerate_k_best(
 ) -> Ranked:
     """The k best feasible combinations of the kept options, exactly.
 
+    ``kept`` should hold only options in some feasible combination
+    (:func:`feasible_options`): the work is the product of its sizes.
     ``accept`` is the caller's exact feasibility test; it decides only the
     combinations whose numpy sums are within rounding distance of a bound
     (Python's ``sum`` may round differently). Without it those are decided by
     the numpy sums against the relaxed bounds.
     """
-    stages = _stages(sel, feasible_options(sel, kept))
+    stages = _stages(sel, kept)
     empty = Ranked(np.empty((0, sel.stages), dtype=np.intp), np.empty(0), 0, 0)
     if not stages or any(not len(st.index) for st in stages):
         return empty

@@ -10,6 +10,7 @@ feasible configuration costs a few array operations per decision, not one
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Sequence, overload
 
 import numpy as np
@@ -55,8 +56,7 @@ class CandidatePool(Sequence[Evaluation]):
     def mapped(self, present: Callable[[Evaluation], Evaluation]) -> CandidatePool:
         """The same pool, in the same order, each candidate passed through ``present``
         when read (a policy re-scoring its base optimizer's candidates)."""
-        other = CandidatePool.__new__(CandidatePool)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)  # shares the rows, blocks and base evaluations
         previous = self._present
         other._present = present if previous is None else (lambda ev: present(previous(ev)))
         other._shown = {}

@@ -429,19 +429,13 @@ def k_best(
         out.complete = True
         return out
     ill = sel.has_product and product_condition(sel, kept) < CONDITION_LIMIT
-    if method == "auto":
-        method = "enumeration" if ill or _enumeration_pays(sel, kept, k) else "milp"
-    if method == "enumeration":
-        return _enumerate(sel, kept, k, accept, pool_gap, out, ill)
-    return _solve_k_best(sel, kept, k, solver, accept, pool_gap, out)
-
-
-def _enumeration_pays(sel: Selection, kept: Sequence[Sequence[int]], k: int) -> bool:
-    """Whether enumerating the combinations is cheaper than k MILP solves."""
-    if k < ENUMERATION_MIN_K:
-        return False
-    combos = math.prod(len(o) for o in feasible_options(sel, kept))
-    return combos <= min(ENUMERATION_LIMIT, k * COMBINATIONS_PER_SOLVE)
+    if method == "milp" or (method == "auto" and not ill and k < ENUMERATION_MIN_K):
+        return _solve_k_best(sel, kept, k, solver, accept, pool_gap, out)
+    reachable = feasible_options(sel, kept)
+    combos = math.prod(len(o) for o in reachable)
+    if method == "auto" and not ill and combos > min(ENUMERATION_LIMIT, k * COMBINATIONS_PER_SOLVE):
+        return _solve_k_best(sel, kept, k, solver, accept, pool_gap, out)  # cheaper than enumerating
+    return _enumerate(sel, reachable, k, accept, pool_gap, out, ill)
 
 
 def _solve_k_best(
@@ -490,8 +484,9 @@ def _enumerate(
     out: KBest,
     ill: bool,
 ) -> KBest:
-    """k best by exact enumeration of the kept combinations (:mod:`ipa_ext.enumeration`)."""
-    total = math.prod(len(o) for o in feasible_options(sel, kept))
+    """k best by exact enumeration of the kept combinations (:mod:`ipa_ext.enumeration`);
+    ``kept`` holds only options that fit in some feasible combination."""
+    total = math.prod(len(o) for o in kept)
     if total > ENUMERATION_LIMIT:
         if ill:
             raise SolverError(
@@ -524,9 +519,9 @@ def product_condition(sel: Selection, kept: Sequence[Sequence[int]]) -> float:
 
 def count_feasible(sel: Selection) -> int | None:
     """How many option combinations meet the bounds (None when there are too many to count)."""
-    every = [list(range(len(c))) for c in sel.coefficients]
-    if sel.stages == 0 or any(not e for e in every):
+    reachable = feasible_options(sel, [list(range(len(c))) for c in sel.coefficients])
+    if sel.stages == 0 or any(not r for r in reachable):
         return 0
-    if math.prod(len(o) for o in feasible_options(sel, every)) > ENUMERATION_LIMIT:
+    if math.prod(len(o) for o in reachable) > ENUMERATION_LIMIT:
         return None
-    return enumerate_k_best(sel, every, 1).feasible
+    return enumerate_k_best(sel, reachable, 1).feasible
