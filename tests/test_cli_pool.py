@@ -123,3 +123,11 @@ def test_simulate_with_ipas_pool_uses_least_change_over_every_feasible_configura
     assert all(d["info"]["k_best"] == "enumeration" and d["info"]["complete"] for d in decisions
                if d.get("feasible") and not d.get("memoised"))
     assert [l["config"] for l in lines["ilp"]] == [l["config"] for l in lines["brute-force"]]
+
+
+def test_validate_of_ipas_config_explains_its_pool(capsys, shared_data):
+    rc, out = cli(capsys, "validate", str(shared_data / "ipa-configs" / "pipeline-simulation-video.yaml"))
+    assert rc == 0
+    assert "num_state_limit 1000000 is a pool size" in out and "pool_gap: 0" in out
+    rc, out = cli(capsys, "validate", str(shared_data / "ipa-configs" / "video-1.yaml"))
+    assert "pool size" not in out  # its num_state_limit is 1
