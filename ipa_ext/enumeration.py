@@ -1,10 +1,7 @@
 """Exact k best of a selection problem by enumerating its option combinations with numpy.
 
-:func:`ipa_ext.selection.k_best` uses it when the combinations are few enough
-(and for ill-conditioned accuracy products): one vectorised pass computes every
-combination's latency, power and objective, and a partial sort keeps the k best.
-The order is the objective, best first; equal values keep enumeration order
-(lexicographic in the options' indices), as brute force does.
+One vectorised pass computes every combination's latency, power and value and a partial
+sort keeps the k best, equal values in enumeration order as brute force has them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""A ranked pool of candidate configurations, evaluated when read, with a vectorised least-change choice.
-
-An optimizer that enumerates its k best (``num_state_limit`` in the thousands or
-millions) returns them as a :class:`CandidatePool`: the chosen option of every
-stage per candidate, best first, and nothing evaluated until it is read. The
-adapter's least-change rule runs on the option arrays, so a pool of every
-feasible configuration costs a few array operations per decision, not one
-:class:`~ipa_ext.problem.Evaluation` per candidate.
-"""
+"""A ranked pool of candidate configurations, evaluated when read, for k-best lists too
+long to evaluate whole; the adapter's least-change rule runs on its option arrays."""
 
 from __future__ import annotations
 
@@ -25,6 +18,10 @@ objective's magnitude) are ordered by their evaluated objective."""
 
 class CandidatePool(Sequence[Evaluation]):
     """Candidates best first; each is evaluated on first read and kept.
+
+    An optimizer that enumerates its k best (``num_state_limit`` in the thousands or
+    millions) returns them as a pool, so a pool of every feasible configuration costs a
+    few array operations per decision, not one evaluation per candidate.
 
     ``rows[i, s]`` is the index into ``per_stage[s]`` of candidate ``i``'s
     option, ``values`` the ranking value of each row, best first. The ranking
