@@ -48,6 +48,7 @@ from .carbon import CarbonIntensity
 from .errors import ConfigError, TransientError
 from .model import Configuration, changes
 from .optimizers import Decision, Optimizer
+from .pool import CandidatePool
 from .predictors import Forecast, Forecaster
 from .problem import Evaluation, Problem
 
@@ -141,6 +142,8 @@ def least_change(candidates: Sequence[Evaluation], current: Configuration | None
     """
     if not candidates:
         raise ValueError("no candidates to choose from")
+    if isinstance(candidates, CandidatePool):  # vectorised over the pool's option arrays
+        return candidates.least_change(current)
     if current is None:
         return 0
     best, best_n = 0, None

@@ -3,7 +3,8 @@
 An optimizer takes a :class:`~ipa_ext.problem.Problem`, the predicted arrival
 rate and the current configuration, and returns a :class:`Decision`: up to
 ``k`` feasible candidates, best first, with their objective terms and the time
-it took to decide. When nothing is feasible the decision carries no candidates
+it took to decide. A large list may be a :class:`~ipa_ext.pool.CandidatePool`,
+evaluated as it is read. When nothing is feasible the decision carries no candidates
 and a one-line ``reason``; optimizers never raise for an infeasible problem.
 
 Optimizers are plugins (hook ``register_optimizers``). A factory receives the
@@ -15,9 +16,10 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .model import Configuration
+from .pool import CandidatePool
 from .problem import Evaluation, Problem
 
 
@@ -27,7 +29,8 @@ class Decision:
 
     optimizer: str
     rate_rps: float
-    candidates: tuple[Evaluation, ...]
+    candidates: Sequence[Evaluation]
+    """A tuple, or a :class:`~ipa_ext.pool.CandidatePool` for large k."""
     decision_time_s: float
     reason: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
@@ -70,7 +73,7 @@ class Optimizer(ABC):
         return Decision(
             optimizer=self.name,
             rate_rps=rate_rps,
-            candidates=tuple(candidates),
+            candidates=candidates if isinstance(candidates, CandidatePool) else tuple(candidates),
             decision_time_s=elapsed,
             reason=reason,
             info=info,
@@ -83,5 +86,6 @@ class Optimizer(ABC):
         rate_rps: float,
         current: Configuration | None,
         k: int,
-    ) -> tuple[list[Evaluation], dict[str, Any]]:
-        """Return up to ``k`` feasible evaluations, best first, and free-form info."""
+    ) -> tuple[Sequence[Evaluation], dict[str, Any]]:
+        """Return up to ``k`` feasible evaluations, best first (a list or a
+        :class:`~ipa_ext.pool.CandidatePool`), and free-form info."""

@@ -14,11 +14,12 @@ the decision's ``info``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .errors import ConfigError
 from .model import Configuration, Pipeline, StageConfig
 from .optimizers import Optimizer
+from .pool import CandidatePool
 from .problem import Evaluation, Problem, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,11 +102,15 @@ class DelegatingPolicy(Optimizer):
 
     def solve(
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int
-    ) -> tuple[list[Evaluation], dict[str, Any]]:
+    ) -> tuple[Sequence[Evaluation], dict[str, Any]]:
         p2 = self.restricted(problem)
         cur2 = self.current_for(problem, current)
         cands, info = self.base.solve(p2, rate_rps, cur2, k)
-        out = [problem.evaluate(c.config, rate_rps) for c in cands]
+        out: Sequence[Evaluation]
+        if isinstance(cands, CandidatePool):  # re-scored as each candidate is read
+            out = cands.mapped(lambda c: problem.evaluate(c.config, rate_rps))
+        else:
+            out = [problem.evaluate(c.config, rate_rps) for c in cands]
         extra: dict[str, Any] = {"policy": self.name, "base": self.base_name}
         if cands:
             extra["policy_objective"] = cands[0].objective

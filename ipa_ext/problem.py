@@ -477,6 +477,12 @@ class Problem:
 
     def reported_objectives(self) -> tuple[Objective, ...]:
         """Objectives that can be evaluated (reported even at weight 0)."""
+        return self._reported_objectives
+
+    @cached_property
+    def _reported_objectives(self) -> tuple[Objective, ...]:
+        # pipeline and settings are frozen: what can be evaluated never changes (and the
+        # energy term's check scans every profile row, so it is worth keeping)
         return tuple(o for o in self.objectives if o.unavailable_reason(self) is None)
 
     def score(self, options: Sequence[Option], rate_rps: float) -> tuple[dict[str, float], dict[str, float], float]:

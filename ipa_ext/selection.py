@@ -41,11 +41,23 @@ best are found by exact enumeration of the (pruned) option combinations, up to
 feasible model look infeasible, a :class:`~ipa_ext.errors.SolverError` says so
 rather than a wrong "infeasible".
 
-**k best.** Solve, record the solution, add the no-good cut
+**k best, two ways.** *MILP*: solve, record the solution, add the no-good cut
 ``sum over stages of x[s, chosen_s] <= S - 1`` and solve again, until ``k``
-accepted solutions or infeasibility. A solution the caller's exact feasibility
-test rejects (the solver's tolerances admit constraint violations of about
-1e-7) is cut off the same way and not counted.
+accepted solutions or infeasibility: one solve per candidate. A solution the
+caller's exact feasibility test rejects (the solver's tolerances admit
+constraint violations of about 1e-7) is cut off the same way and not counted.
+*Enumeration* (:mod:`ipa_ext.enumeration`): drop the options that fit in no
+feasible combination, compute every remaining combination's latency, power and
+value with numpy and keep the k best by a partial sort; it costs about as much
+as :data:`COMBINATIONS_PER_SOLVE` combinations per MILP solve, whatever k is,
+and it stops at the feasible combinations, so a huge k costs no more than
+listing them all. It is used when ``k >= ENUMERATION_MIN_K`` and the
+combinations number at most ``k * COMBINATIONS_PER_SOLVE`` (and
+:data:`ENUMERATION_LIMIT`). Below :data:`ENUMERATION_MIN_K` the MILP path runs
+unchanged, so small-k lists (the solver's order among exact ties included) stay
+as they were. Both are exact; among configurations of exactly equal value the
+enumeration keeps enumeration order (as brute force does), the MILP the
+solver's order.
 
 **Pruning.** An option that is dominated within its stage by at least ``k``
 others (no larger coefficient is worse, no smaller latency or power, no better
@@ -65,6 +77,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pulp
 
+from .enumeration import enumerate_k_best, feasible_options
 from .errors import SolverError
 from .solvers import OPTIMAL, MilpSolver, constraints_of
 
@@ -73,8 +86,13 @@ _REL_TOL = 1e-9
 CONDITION_LIMIT = 1e-6
 """Smallest ratio, in any stage, of smallest non-zero |factor| to largest |factor| that
 the McCormick chain is trusted with; below it the product is enumerated exactly."""
-ENUMERATION_LIMIT = 2_000_000
-"""Most option combinations the exact enumeration fallback visits."""
+ENUMERATION_LIMIT = 20_000_000
+"""Most option combinations an enumeration visits (about a second of numpy work)."""
+ENUMERATION_MIN_K = 10
+"""Smallest k for which k best may be enumerated instead of solved (ill-conditioned
+products are always enumerated)."""
+COMBINATIONS_PER_SOLVE = 20_000
+"""Combinations enumerated in about the time of one MILP solve (about 1 ms)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,9 @@ class Selection:
     power_bound: float | None = None
     factors: Sequence[Sequence[float]] | None = None
     factor_weight: float = 0.0
+    term_magnitude: float | None = None
+    """Largest sum of the absolute objective terms a choice can have (the scale of
+    rounding errors in its value); default: from the coefficients and factors."""
 
     def __post_init__(self) -> None:
         n = [len(c) for c in self.coefficients]
@@ -106,25 +127,63 @@ class Selection:
     def has_product(self) -> bool:
         return self.factors is not None and self.factor_weight != 0
 
-    def value(self, choice: Sequence[int]) -> float:
-        """The objective of a choice (one option index per stage)."""
-        total = sum(self.coefficients[s][i] for s, i in enumerate(choice))
+    @property
+    def magnitude(self) -> float:
+        """:attr:`term_magnitude`, or the largest |value| the coefficients and factors allow."""
+        if self.term_magnitude is not None:
+            return float(self.term_magnitude)
+        total = sum(max((abs(float(c)) for c in st), default=0.0) for st in self.coefficients)
         if self.has_product:
             assert self.factors is not None
-            total += self.factor_weight * math.prod(self.factors[s][i] for s, i in enumerate(choice))
+            total += abs(self.factor_weight) * math.prod(
+                max((abs(float(f)) for f in st), default=0.0) for st in self.factors)
+        return total
+
+    def value(self, choice: Sequence[int]) -> float:
+        """The objective of a choice (one option index per stage).
+
+        A running sum in stage order (Python 3.12's ``sum`` compensates rounding),
+        so it is the very number the enumeration computes.
+        """
+        total = 0.0
+        for s, i in enumerate(choice):
+            total += float(self.coefficients[s][i])
+        if self.has_product:
+            assert self.factors is not None
+            prod = 1.0
+            for s, i in enumerate(choice):
+                prod *= float(self.factors[s][i])
+            total += self.factor_weight * prod
         return float(total)
 
 
 @dataclass
 class KBest:
-    """The outcome of :func:`k_best`: accepted choices in solve order, plus statistics."""
+    """The outcome of :func:`k_best`: accepted choices best first, plus statistics."""
 
-    choices: list[tuple[int, ...]] = field(default_factory=list)
+    rows: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.intp))
+    """One row per choice, the chosen option index of every stage."""
+    values: np.ndarray | None = None
+    """Enumeration only: the rows' values (:meth:`Selection.value`)."""
     options: int = 0
     kept: int = 0
     solves: int = 0
     rejected: int = 0
     product_method: str | None = None
+    method: str = "milp"
+    """``milp`` (one solve per choice) or ``enumeration``."""
+    combinations: int | None = None
+    """Enumeration only: the option combinations visited (after dropping options in
+    no feasible combination)."""
+    feasible: int | None = None
+    """Enumeration only: how many combinations are feasible."""
+    complete: bool = False
+    """True when the list is known to hold every feasible choice (within the pool gap):
+    the enumeration always knows; the MILP knows when it ran out before k."""
+
+    @property
+    def choices(self) -> list[tuple[int, ...]]:
+        return [tuple(int(i) for i in row) for row in self.rows]
 
 
 def _relaxed(bound: float) -> float:
@@ -335,50 +394,115 @@ def _check_infeasible_without_product(sel: Selection, kept: Sequence[Sequence[in
         )
 
 
+K_BEST_METHODS = ("auto", "milp", "enumeration")
+
+
 def k_best(
     sel: Selection,
     k: int,
     solver: MilpSolver,
-    accept: Callable[[tuple[int, ...]], bool] = lambda _c: True,
+    accept: Callable[[tuple[int, ...]], bool] | None = None,
     *,
     prune: bool = True,
     pool_gap: float | None = None,
+    method: str = "auto",
 ) -> KBest:
-    """The ``k`` best distinct choices the ``accept`` test passes, best first.
+    """The ``k`` best distinct feasible choices, best first.
 
-    ``pool_gap`` (relative, like Gurobi's PoolGap) stops once a solution is
-    worse than the best by more than ``pool_gap * |best|``; 0 keeps only ties
-    of the optimum.
+    ``accept`` is the caller's exact feasibility test (the rule of
+    :func:`ipa_ext.problem.within` on the same rows): the MILP path checks every
+    solver solution with it, the enumeration only the combinations within
+    rounding distance of a bound. ``pool_gap`` (relative, like Gurobi's
+    PoolGap) stops once a solution is worse than the best by more than
+    ``pool_gap * |best|``; 0 keeps only ties of the optimum. ``method``:
+    ``auto`` (see the module docstring), ``milp`` or ``enumeration``.
     """
     if k < 1:
         raise ValueError("k must be >= 1")
-    out = KBest(options=sum(len(c) for c in sel.coefficients))
+    if method not in K_BEST_METHODS:
+        raise ValueError(f"method must be one of {', '.join(K_BEST_METHODS)}, got {method!r}")
+    out = KBest(options=sum(len(c) for c in sel.coefficients),
+                rows=np.empty((0, sel.stages), dtype=np.intp))
     kept = dominance_keep(sel, k) if prune else [list(range(len(c))) for c in sel.coefficients]
     out.kept = sum(len(k_) for k_ in kept)
     if any(not k_ for k_ in kept) or sel.stages == 0:
+        out.complete = True
         return out
-    if sel.has_product and product_condition(sel, kept) < CONDITION_LIMIT:
-        return _enumerate_k_best(sel, kept, k, accept, pool_gap, out)
+    ill = sel.has_product and product_condition(sel, kept) < CONDITION_LIMIT
+    if method == "milp" or (method == "auto" and not ill and k < ENUMERATION_MIN_K):
+        return _solve_k_best(sel, kept, k, solver, accept, pool_gap, out)
+    reachable = feasible_options(sel, kept)
+    combos = math.prod(len(o) for o in reachable)
+    if method == "auto" and not ill and combos > min(ENUMERATION_LIMIT, k * COMBINATIONS_PER_SOLVE):
+        return _solve_k_best(sel, kept, k, solver, accept, pool_gap, out)  # cheaper than enumerating
+    return _enumerate(sel, reachable, k, accept, pool_gap, out, ill)
+
+
+def _solve_k_best(
+    sel: Selection,
+    kept: Sequence[Sequence[int]],
+    k: int,
+    solver: MilpSolver,
+    accept: Callable[[tuple[int, ...]], bool] | None,
+    pool_gap: float | None,
+    out: KBest,
+) -> KBest:
+    """k best by repeated solves with no-good cuts."""
     model = SelectionModel(sel, kept)
     out.product_method = model.product_method
+    choices: list[tuple[int, ...]] = []
     best: float | None = None
-    while len(out.choices) < k:
+    while len(choices) < k:
         choice = model.solve(solver)
         out.solves += 1
         if choice is None:
             if out.solves == 1 and model.product_method:
                 _check_infeasible_without_product(sel, kept, solver)
+            out.complete = True
             break
         model.cut(choice)
-        if not accept(choice):  # violates the constraints exactly: never a candidate
+        if accept is not None and not accept(choice):  # violates the constraints exactly
             out.rejected += 1
             continue
         value = sel.value(choice)
         if best is None:
             best = value
         elif pool_gap is not None and value < best - pool_gap * abs(best) - _REL_TOL * max(1.0, abs(best)):
+            out.complete = True
             break
-        out.choices.append(choice)
+        choices.append(choice)
+    out.rows = np.asarray(choices, dtype=np.intp).reshape(len(choices), sel.stages)
+    return out
+
+
+def _enumerate(
+    sel: Selection,
+    kept: Sequence[Sequence[int]],
+    k: int,
+    accept: Callable[[tuple[int, ...]], bool] | None,
+    pool_gap: float | None,
+    out: KBest,
+    ill: bool,
+) -> KBest:
+    """k best by exact enumeration of the kept combinations (:mod:`ipa_ext.enumeration`);
+    ``kept`` holds only options that fit in some feasible combination."""
+    total = math.prod(len(o) for o in kept)
+    if total > ENUMERATION_LIMIT:
+        if ill:
+            raise SolverError(
+                f"the accuracy factors span too many orders of magnitude (condition "
+                f"{product_condition(sel, kept):.2g}) for the MILP solvers' tolerances, and exact "
+                f"enumeration would visit {total} combinations (limit {ENUMERATION_LIMIT}); "
+                "use accuracy_method sum or average, normalize_accuracy, or the brute-force optimizer"
+            )
+        raise SolverError(f"enumeration would visit {total} combinations (limit {ENUMERATION_LIMIT})")
+    ranked = enumerate_k_best(sel, kept, k, accept, pool_gap)
+    out.method = "enumeration"
+    if sel.has_product:
+        out.product_method = "enumeration"
+    out.rows, out.values = ranked.rows, ranked.values
+    out.combinations, out.feasible = ranked.combinations, ranked.feasible
+    out.rejected, out.complete = ranked.rejected, ranked.complete
     return out
 
 
@@ -393,48 +517,11 @@ def product_condition(sel: Selection, kept: Sequence[Sequence[int]]) -> float:
     return cond
 
 
-def _enumerate_k_best(
-    sel: Selection,
-    kept: Sequence[Sequence[int]],
-    k: int,
-    accept: Callable[[tuple[int, ...]], bool],
-    pool_gap: float | None,
-    out: KBest,
-) -> KBest:
-    """Exact k best by enumerating the kept combinations (for ill-conditioned products)."""
-    import heapq
-    import itertools
-
-    total = math.prod(len(o) for o in kept)
-    if total > ENUMERATION_LIMIT:
-        raise SolverError(
-            f"the accuracy factors span too many orders of magnitude (condition "
-            f"{product_condition(sel, kept):.2g}) for the MILP solvers' tolerances, and exact "
-            f"enumeration would visit {total} combinations (limit {ENUMERATION_LIMIT}); "
-            "use accuracy_method sum or average, normalize_accuracy, or the brute-force optimizer"
-        )
-    out.product_method = "enumeration"
-    lat_bound = _relaxed(sel.latency_bound)
-    pow_bound = _relaxed(sel.power_bound) if sel.power_bound is not None else None
-    heap: list[tuple[float, int, tuple[int, ...]]] = []
-    for n, choice in enumerate(itertools.product(*kept)):
-        if sum(sel.latencies[s][i] for s, i in enumerate(choice)) > lat_bound:
-            continue
-        if pow_bound is not None and sel.powers is not None and \
-                sum(sel.powers[s][i] for s, i in enumerate(choice)) > pow_bound:
-            continue
-        if not accept(choice):
-            out.rejected += 1
-            continue
-        key = (sel.value(choice), -n, choice)
-        if len(heap) < k:
-            heapq.heappush(heap, key)
-        elif key > heap[0]:
-            heapq.heapreplace(heap, key)
-    ranked = [c for _v, _n, c in sorted(heap, reverse=True)]
-    if pool_gap is not None and ranked:
-        best = sel.value(ranked[0])
-        ranked = [c for c in ranked
-                  if sel.value(c) >= best - pool_gap * abs(best) - _REL_TOL * max(1.0, abs(best))]
-    out.choices.extend(ranked)
-    return out
+def count_feasible(sel: Selection) -> int | None:
+    """How many option combinations meet the bounds (None when there are too many to count)."""
+    reachable = feasible_options(sel, [list(range(len(c))) for c in sel.coefficients])
+    if sel.stages == 0 or any(not r for r in reachable):
+        return 0
+    if math.prod(len(o) for o in reachable) > ENUMERATION_LIMIT:
+        return None
+    return enumerate_k_best(sel, reachable, 1).feasible

@@ -8,7 +8,10 @@ per option, one option per stage, ``sum latency <= SLA`` (queueing term
 included), objective ``alpha*accuracy - beta*cores - gamma*batch``. Accuracy
 ``sum`` and ``average`` are linear; ``multiply`` is modelled exactly by a
 McCormick chain over binaries. ``num_state_limit: k`` returns the k best
-distinct configurations by no-good cuts.
+distinct configurations: by no-good cuts (one solve each) for small k, or, when
+k is large next to the option combinations, by enumerating them with numpy; then
+the decision holds a :class:`~ipa_ext.pool.CandidatePool` evaluated on demand,
+and a k beyond the feasible configurations costs no more than listing them.
 
 ``ilp`` is IPA's objective: it ignores the energy weights ``delta`` and
 ``epsilon`` and ``power_cap_w`` even when the config sets them (the decision's
@@ -22,14 +25,16 @@ the optimum, as IPA's Gurobi solution pool with PoolGap 0 does).
 from __future__ import annotations
 
 import dataclasses
+import math
 import weakref
-from typing import Any
+from typing import Any, Sequence
 
 from ipa_ext import hookimpl
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
 from ipa_ext.objectives import Objective
 from ipa_ext.optimizers import Decision, Optimizer
+from ipa_ext.pool import TIE_TOLERANCE, CandidatePool
 from ipa_ext.problem import Evaluation, Option, Problem
 from ipa_ext.selection import Selection, k_best
 from ipa_ext.solvers import SOLVER_CHOICES, choose_solver, make_solver
@@ -125,7 +130,7 @@ class IlpOptimizer(Optimizer):
 
     def solve(
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int
-    ) -> tuple[list[Evaluation], dict[str, Any]]:
+    ) -> tuple[Sequence[Evaluation], dict[str, Any]]:
         p = self.effective_problem(problem)
         solver_name = choose_solver(self.solver)
         per_stage = p.options(rate_rps, current)
@@ -144,15 +149,22 @@ class IlpOptimizer(Optimizer):
             return not p.violations([per_stage[s][i] for s, i in enumerate(choice)], rate_rps)
 
         result = k_best(sel, k, solver, accept, prune=self.prune, pool_gap=self.pool_gap)
+        info.update(
+            options=result.options, variables=result.kept, solves=result.solves, rejected=result.rejected,
+            k_best=result.method, complete=result.complete,
+        )
+        if result.product_method:
+            info["product_method"] = result.product_method
+        if result.method == "enumeration":
+            assert result.values is not None
+            info.update(combinations=result.combinations, feasible=result.feasible)
+            pool = CandidatePool(per_stage, result.rows, result.values, TIE_TOLERANCE * max(1.0, sel.magnitude),
+                                 lambda opts: p.evaluate_options(opts, rate_rps))
+            return pool, info
         evaluations = [
             p.evaluate_options([per_stage[s][i] for s, i in enumerate(c)], rate_rps) for c in result.choices
         ]
         evaluations.sort(key=lambda e: -e.objective)  # stable: solver order among ties
-        info.update(
-            options=result.options, variables=result.kept, solves=result.solves, rejected=result.rejected
-        )
-        if result.product_method:
-            info["product_method"] = result.product_method
         return evaluations, info
 
     def selection(self, p: Problem, per_stage: tuple[list[Option], ...], rate_rps: float) -> Selection:
@@ -171,10 +183,10 @@ class IlpOptimizer(Optimizer):
                     f"model it; use brute-force or set its weight to 0",
                     where=f"weights.{obj.weight}",
                 )
-        coefficients = [
-            [sum(scale * obj.coefficient(p, o, rate_rps) for obj, scale in linear) for o in opts]
-            for opts in per_stage
-        ]
+        terms = [[[scale * obj.coefficient(p, o, rate_rps) for obj, scale in linear] for o in opts]
+                 for opts in per_stage]
+        coefficients = [[sum(t) for t in opts] for opts in terms]
+        magnitude = sum(max((sum(map(abs, t)) for t in opts), default=0.0) for opts in terms)
         latencies = [[o.latency_s for o in opts] for opts in per_stage]
         powers = None
         cap = p.settings.power_cap_w
@@ -185,6 +197,7 @@ class IlpOptimizer(Optimizer):
         if product is not None:
             obj, weight = product
             factors = [[obj.stage_value(p, o, rate_rps) for o in opts] for opts in per_stage]
+            magnitude += abs(weight) * math.prod(max((abs(f) for f in st), default=0.0) for st in factors)
         return Selection(
             coefficients=coefficients,
             latencies=latencies,
@@ -193,6 +206,7 @@ class IlpOptimizer(Optimizer):
             power_bound=cap if powers is not None else None,
             factors=factors,
             factor_weight=weight,
+            term_magnitude=magnitude,
         )
 
 

@@ -1,4 +1,8 @@
-"""``ipa-ext optimize CONFIG --rate R``: one decision, with its objective terms."""
+"""``ipa-ext optimize CONFIG --rate R``: one decision, with its objective terms.
+
+With many candidates (a large ``num_state_limit``) it prints the best in full,
+a table of the first ``--show`` and how many more the pool holds.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +29,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--power-cap", type=float, dest="power_cap_w", help="cap on pipeline power in watts")
     p.add_argument("--at", type=float, dest="at_s", metavar="S",
                    help="seconds into the config's carbon trace: the intensity for the carbon term")
+    p.add_argument("--show", type=int, default=SHOW, metavar="N",
+                   help=f"print at most N candidates (default {SHOW}; 0: all), also with --json")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
 
-def decision_dict(problem: Problem, decision: Decision) -> dict[str, Any]:
+SHOW = 10
+"""Candidates printed by default; a pool of hundreds is summarised after these."""
+
+
+def decision_dict(problem: Problem, decision: Decision, show: int = 0) -> dict[str, Any]:
     """The JSON shape of a decision (also used by other commands)."""
     out: dict[str, Any] = {
         "pipeline": problem.pipeline.name,
@@ -44,7 +54,9 @@ def decision_dict(problem: Problem, decision: Decision) -> dict[str, Any]:
     }
     if decision.best is not None:
         out.update(evaluation_dict(problem, decision.best))
-        out["candidates"] = [evaluation_dict(problem, c) for c in decision.candidates]
+        shown = decision.candidates if show <= 0 else decision.candidates[:show]
+        out["candidates"] = [evaluation_dict(problem, c) for c in shown]
+        out["candidate_count"] = len(decision.candidates)
     else:
         out["objective"] = None
         out["candidates"] = []
@@ -118,11 +130,13 @@ def run(args: argparse.Namespace) -> int:
     optimizer = host.registry.create("optimizer", name, options, where=where, path=path)
     if args.k is not None and args.k < 1:
         raise ConfigError(f"-k must be >= 1, got {args.k}")
+    if args.show < 0:
+        raise ConfigError(f"--show must be >= 0, got {args.show}")
     decision = optimizer.optimize(problem, rate, config.settings.initial, args.k)
     if args.json:
-        print_json(decision_dict(problem, decision))
+        print_json(decision_dict(problem, decision, args.show))
     else:
-        _print(problem, decision)
+        _print(problem, decision, args.show)
     if not decision.feasible:
         if not args.json:
             import sys
@@ -132,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(problem: Problem, decision: Decision) -> None:
+def _print(problem: Problem, decision: Decision, show: int = SHOW) -> None:
     print(
         f"pipeline {problem.pipeline.name}  rate {decision.rate_rps:g} rps  optimizer "
         f"{decision.optimizer}  decided in {decision.decision_time_s * 1e3:.1f} ms"
@@ -141,39 +155,66 @@ def _print(problem: Problem, decision: Decision) -> None:
         print(f"note: {note}")
     if not decision.feasible:
         return
+    n = len(decision.candidates)
+    if show <= 0 or n <= show:
+        for rank, ev in enumerate(decision.candidates, start=1):
+            if n > 1:
+                print(f"\ncandidate {rank}")
+            _print_candidate(problem, decision, ev)
+        return
+    print(f"\ncandidate 1 of {n}")
+    _print_candidate(problem, decision, decision.candidates[0])
+    print(f"\nthe first {show} of {n} candidates:")
+    rows = []
+    for rank, ev in enumerate(decision.candidates[:show], start=1):
+        stages = " | ".join(f"{o.variant} cpu{o.cpu:g} b{o.batch} x{o.replicas}" for o in ev.options)
+        rows.append([rank, f"{ev.objective:.8g}", ev.latency_s, sum(o.cores for o in ev.options), stages])
+    print(table(["rank", "objective", "latency_s", "cores", "configuration"], rows))
+    print(f"... and {n - show} more {_pool_note(decision)}; --show N prints more (0: all)")
+
+
+def _pool_note(decision: Decision) -> str:
+    """What the rest of the list is: the whole feasible set, or the best k of how many."""
+    info = decision.info
+    feasible = info.get("feasible")
+    if info.get("complete"):
+        return "(every feasible configuration at this rate is listed)"
+    if feasible is not None:
+        return f"(the best {len(decision.candidates)} of {feasible} feasible configurations)"
+    return f"(the best {len(decision.candidates)})"
+
+
+def _print_candidate(problem: Problem, decision: Decision, ev: Evaluation) -> None:
     weights = used_weights(problem, decision)
-    for rank, ev in enumerate(decision.candidates, start=1):
-        if len(decision.candidates) > 1:
-            print(f"\ncandidate {rank}")
-        rows = []
-        for i, o in enumerate(ev.options):
-            rows.append([
-                problem.pipeline.stages[i].name, o.variant, f"{o.cpu:g}", o.batch, o.replicas,
-                o.model_latency_s, o.queue_s, o.capacity_rps, o.cores,
-            ])
-        print(table(["stage", "variant", "cpu", "batch", "replicas", "latency_s", "queue_s",
-                     "capacity_rps", "cores"], rows))
-        thr = min(o.capacity_rps for o in ev.options)
-        print(f"latency  {ev.latency_s:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
-        print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
-        if "energy" in ev.terms:
-            info = decision.info
-            cap = info["power_cap_w"] if "power_cap_w" in info else problem.settings.power_cap_w
-            limit = f"  <= power_cap_w {cap:g} W" if cap is not None else ""
-            carbon = f"  carbon {ev.terms['carbon']:.4g} gCO2/s" if "carbon" in ev.terms else ""
-            print(f"power  {ev.terms['energy']:.4g} W (estimated from profiles){limit}{carbon}")
-        parts = []
-        for obj in problem.reported_objectives():
-            w = float(weights.get(obj.weight, problem.settings.weight(obj.weight)))
-            sign = "+" if obj.sense > 0 else "-"
-            unit = f" {obj.unit}" if obj.unit else ""
-            label = f"{obj.name} {ev.terms[obj.name]:.4g}{unit}"
-            if obj.name in ("energy", "carbon"):
-                label += " (estimated from profiles)"
-            parts.append(f"{sign} {obj.weight} {w:g} x {label}")
-        print(f"objective {ev.objective:.6g} = " + " ".join(parts).lstrip("+ "))
-        if "accuracy" in ev.terms:
-            print(_accuracy_line(problem, ev))
+    rows = []
+    for i, o in enumerate(ev.options):
+        rows.append([
+            problem.pipeline.stages[i].name, o.variant, f"{o.cpu:g}", o.batch, o.replicas,
+            o.model_latency_s, o.queue_s, o.capacity_rps, o.cores,
+        ])
+    print(table(["stage", "variant", "cpu", "batch", "replicas", "latency_s", "queue_s",
+                 "capacity_rps", "cores"], rows))
+    thr = min(o.capacity_rps for o in ev.options)
+    print(f"latency  {ev.latency_s:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
+    print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
+    if "energy" in ev.terms:
+        info = decision.info
+        cap = info["power_cap_w"] if "power_cap_w" in info else problem.settings.power_cap_w
+        limit = f"  <= power_cap_w {cap:g} W" if cap is not None else ""
+        carbon = f"  carbon {ev.terms['carbon']:.4g} gCO2/s" if "carbon" in ev.terms else ""
+        print(f"power  {ev.terms['energy']:.4g} W (estimated from profiles){limit}{carbon}")
+    parts = []
+    for obj in problem.reported_objectives():
+        w = float(weights.get(obj.weight, problem.settings.weight(obj.weight)))
+        sign = "+" if obj.sense > 0 else "-"
+        unit = f" {obj.unit}" if obj.unit else ""
+        label = f"{obj.name} {ev.terms[obj.name]:.4g}{unit}"
+        if obj.name in ("energy", "carbon"):
+            label += " (estimated from profiles)"
+        parts.append(f"{sign} {obj.weight} {w:g} x {label}")
+    print(f"objective {ev.objective:.6g} = " + " ".join(parts).lstrip("+ "))
+    if "accuracy" in ev.terms:
+        print(_accuracy_line(problem, ev))
 
 
 def _accuracy_line(problem: Problem, ev: Evaluation) -> str:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any, Mapping
 
-from ..config import load_config
+from ..config import Config, load_config
 from ..ipa_config import looks_like_ipa_config, map_ipa_config
 from ..profiles import read_yaml
 from ..errors import ConfigError
+from ..problem import Problem
+from ..selection import COMBINATIONS_PER_SOLVE, ENUMERATION_LIMIT, ENUMERATION_MIN_K, Selection, count_feasible
 from pathlib import Path
 
 from .common import load_host, print_json, table, warn_failures
@@ -58,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         "optimizer": config.optimizer.name,
         "weights": dict(problem.settings.weights),
         "ipa_ignored": dict(config.ipa.ignored) if config.ipa else {},
+        "candidate_pool": candidate_pool(config, problem),
     }
     if args.json:
         print_json(summary)
@@ -72,9 +77,69 @@ def run(args: argparse.Namespace) -> int:
             rows.append([st["name"], v, acc, b[v] if b else "-", st["variant_profile_rows"][v]])
     print(table(["stage", "variant", "accuracy", "base cpu", "profile rows"], rows))
     print(f"optimizer {config.optimizer.name}; power fields: {'yes' if config.pipeline.has_power else 'no'}")
+    if summary["candidate_pool"]:
+        print(pool_line(summary["candidate_pool"]))
     if config.ipa:
         print(f"imported from IPA config {config.ipa.path}; ignored keys: {', '.join(config.ipa.ignored) or 'none'}")
     return 0
+
+
+EXACT_K_OPTIMIZERS = ("ilp", "energy-ilp")
+
+
+def candidate_pool(config: Config, problem: Problem) -> dict[str, Any] | None:
+    """For k > 1: how many configurations a decision can list at most, and at ``rate_rps``
+    how many are feasible (the pool never holds more, whatever k says)."""
+    loop_k = (config.raw.get("adaptation") or {}).get("num_candidates")
+    k, source = problem.settings.num_state_limit, "num_state_limit"
+    if isinstance(loop_k, int) and not isinstance(loop_k, bool) and loop_k > k:
+        k, source = loop_k, "adaptation.num_candidates"
+    if k <= 1:
+        return None
+    initial = problem.settings.initial
+    try:
+        per_stage = [len(problem.stage_choices(i, initial[i] if initial else None))
+                     for i in range(len(problem.pipeline.stages))]
+    except ConfigError:
+        return None  # baseline_mode scale without a configuration: said elsewhere
+    out: dict[str, Any] = {"k": k, "source": source, "combinations": math.prod(per_stage),
+                           "per_stage": dict(zip((s.name for s in problem.pipeline.stages), per_stage))}
+    if config.rate_rps is not None:
+        out["rate_rps"] = config.rate_rps
+        out["feasible"] = _feasible_at(problem, float(config.rate_rps))
+    if config.optimizer.name in EXACT_K_OPTIMIZERS:
+        out["method"] = ("enumeration" if k >= ENUMERATION_MIN_K and out["combinations"] <= min(
+            ENUMERATION_LIMIT, k * COMBINATIONS_PER_SOLVE) else "milp")
+    return out
+
+
+def _feasible_at(problem: Problem, rate: float) -> int | None:
+    opts = problem.options(rate, problem.settings.initial)
+    cap = problem.settings.power_cap_w
+    powered = cap is not None and problem.pipeline.has_power
+    return count_feasible(Selection(
+        coefficients=[[0.0] * len(o) for o in opts],
+        latencies=[[x.latency_s for x in o] for o in opts],
+        latency_bound=problem.sla_s,
+        powers=[[x.profile.power_at(rate, x.replicas) for x in o] for o in opts] if powered else None,
+        power_bound=cap if powered else None,
+    ))
+
+
+def pool_line(pool: Mapping[str, Any]) -> str:
+    """The candidate pool in one line of text."""
+    stages = " x ".join(f"{name} {n}" for name, n in pool["per_stage"].items())
+    text = (f"candidate pool: {pool['source']} {pool['k']}; a decision lists at most the "
+            f"{pool['combinations']} distinct (variant, cpu, batch) configurations ({stages})")
+    if "feasible" in pool:
+        feasible = "too many to count" if pool["feasible"] is None else pool["feasible"]
+        text += f", of which {feasible} are feasible at rate_rps {pool['rate_rps']:g}"
+    if pool.get("method") == "enumeration":
+        text += "; the ILP lists them by enumeration, without a solve per candidate"
+    elif pool.get("method") == "milp":
+        text += (f"; the ILP may solve once per candidate, up to {min(pool['k'], pool['combinations'])} "
+                 "times per decision (pool_gap or a smaller k bounds it)")
+    return text
 
 
 def _ipa(args: argparse.Namespace, data) -> int:
@@ -91,6 +156,12 @@ def _ipa(args: argparse.Namespace, data) -> int:
         print(f"  {k}: {why}")
     if ipa.unknown:
         print(f"unknown keys (ignored): {', '.join(ipa.unknown)}")
+    k = ipa.values.get("num_state_limit")
+    if isinstance(k, int) and k > 1 and (ipa.values.get("optimizer") or {}).get("name") == "ilp":
+        print(f"num_state_limit {k} is a pool size: a decision lists at most every distinct feasible "
+              "configuration, and the adapter takes the one with the fewest changes; IPA's Gurobi pool "
+              "(PoolGap 0) keeps only ties of the optimum: 'optimizer: {name: ilp, options: {pool_gap: 0}}' "
+              "does that")
     print("To use it, write an ipa-ext config with 'from_ipa:', 'pipeline:' and 'profiles:'.")
     for need in _still_needed(ipa.values):
         print(f"  For simulate and adapt, also set {need}")
