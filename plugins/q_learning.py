@@ -78,8 +78,9 @@ action on it has been tried, and the Bellman residuals along it bound the gap be
 Q-learning from ``Q ← q_init`` keeps every Q value at or above its optimum while no
 reward exceeds ``(1-gamma_q)*q_init`` (here: every objective ≤ 0 with ``q_init`` 0), so
 no other path can then be better by more than that bound. The check is off when a larger
-reward has been seen, with ``warm_start: true`` (values learned at another rate carry
-no such bound) and with ``converge_tol: null``; training then runs its whole budget.
+reward has been seen, for a table decided before when ``warm_start`` is on (it may hold
+values learned at another rate, which carry no such bound) and with ``converge_tol:
+null``; training then runs its whole budget.
 Stopping only truncates the run: the episodes that do run are those of a full run.
 
 Then the greedy policy is followed from the current configuration (its nearest state)
@@ -946,7 +947,7 @@ class QLearningOptimizer(Optimizer):
         start = self._starts(problem, env, cur, rng, start_state, anchor_state)
         log = EpisodeLog() if self.record_episodes else None
         stop = None
-        if self.converge_tol is not None and not self.warm_start:
+        if self.converge_tol is not None and (warm_from is None or not self.warm_start):
             stop = StopRule(start_state, self.converge_tol, self.converge_every, self.q_init)
         ran = train(table, env, budget, self.params, rng, start, log, stop) if budget else 0
         policy.tables[rate_rps] = table

@@ -233,8 +233,13 @@ def test_stopping_only_truncates_training():
     assert [c.config for c in full.candidates] == [c.config for c in stopped.candidates]
     ref = BruteForceOptimizer().optimize(p, 15.0, None, 1)
     assert stopped.best.config == ref.best.config
-    for off in ({"converge_tol": None}, {"warm_start": True}):  # no stop rule: the whole budget
-        assert QLearningOptimizer(seed=3, episodes=3 * ran, **off).optimize(p, 15.0).info["episodes"] == 3 * ran
+    never = QLearningOptimizer(seed=3, episodes=3 * ran, converge_tol=None)
+    assert never.optimize(p, 15.0).info["episodes"] == 3 * ran
+    # warm-started values carry no bound: the whole warm budget, though the first table stops early
+    warm = QLearningOptimizer(seed=3, warm_episodes=3 * ran, warm_start=True)
+    assert warm.optimize(p, 15.0, initial_of(p.pipeline)).info["episodes"] == ran
+    assert warm.optimize(p, 25.0).info["episodes"] == 3 * ran
+    assert warm.optimize(p, 15.0).info["episodes"] == 3 * ran
 
 
 # --------------------------------------------------------------------------- the pipeline MDP
