@@ -60,14 +60,28 @@ Decisions
 Each decision first decides feasibility exactly: a Pareto search over per-stage options
 (latency, and power when a power cap is set) yields a feasible *anchor* configuration or
 proves that none exists (then no candidate is returned and nothing is trained). It then
-trains at the predicted rate: ``episodes`` episodes on a new table, or ``warm_episodes``
-more on a copy of the table of the nearest rate trained before (the same rate continues
-its own table; ``warm_epsilon`` optionally restarts the ε schedule at that value: with
-the episode count in line 19's exponent carried on, ε would stay at ``epsilon_min``). The first episode starts at the
-current configuration and the second at the anchor; later ones at the current
-configuration with probability ``current_start_fraction``, else at a uniformly random
-state (``random_start_fraction`` of the rest) or at a random combination of per-stage
-options that meet throughput, the caps and the SLA on their own.
+trains at the predicted rate, on a new table (at most ``episodes`` episodes) or, when the
+same rate was decided before, on that rate's table (at most ``warm_episodes`` more).
+With ``warm_start: true`` a new rate starts instead from a copy of the table of the
+nearest rate decided before (``warm_episodes``; ``warm_epsilon`` optionally restarts the
+ε schedule at that value: with the episode count in line 19's exponent carried on, ε
+would stay at ``epsilon_min``). The first episode starts at the current configuration
+and the second at the anchor; later ones at the current configuration with probability
+``current_start_fraction``, else at a uniformly random state (``random_start_fraction``
+of the rest) or at a random combination of per-stage options that meet throughput, the
+caps and the SLA on their own.
+
+Stopping. Every ``converge_every`` episodes training checks the greedy path from the
+current configuration and stops once it is *certified*: it ends in ``stay``, every
+action on it has been tried, and the Bellman residuals along it bound the gap between
+``max_a Q(start, a)`` and the path's actual return by ``converge_tol*max(|Q|, 1)``.
+Q-learning from ``Q ← q_init`` keeps every Q value at or above its optimum while no
+reward exceeds ``(1-gamma_q)*q_init`` (here: every objective ≤ 0 with ``q_init`` 0), so
+no other path can then be better by more than that bound. The check is off when a larger
+reward has been seen, for a table decided before when ``warm_start`` is on (it may hold
+values learned at another rate, which carry no such bound) and with ``converge_tol:
+null``; training then runs its whole budget.
+Stopping only truncates the run: the episodes that do run are those of a full run.
 
 Then the greedy policy is followed from the current configuration (its nearest state)
 until it chooses ``stay``, revisits a state or has taken ``max_steps`` steps; actions
@@ -238,6 +252,8 @@ class _Graph:
         self.rew: list[float] = []
         self.rows: list[list[float]] = []
         self.tried: list[int] = []
+        self.top: list[float] = []
+        """``max(rows[i])``, kept up to date by the training loop."""
 
     def intern(self, state: State) -> int:
         i = self.ids.get(state)
@@ -254,6 +270,7 @@ class _Graph:
             mask = self.table.tried.get(state, 0)
             self.rows.append([full[a] for a in acts] if full is not None else [self.table.q_init] * len(acts))
             self.tried.append(sum(1 << k for k, a in enumerate(acts) if mask >> a & 1))
+            self.top.append(max(self.rows[-1]))
         return i
 
     def follow(self, i: int, k: int) -> int:
@@ -262,6 +279,42 @@ class _Graph:
         if j < 0:
             j = self.nxt[i][k] = self.intern(self.env.step(self.states[i], self.acts[i][k]))
         return j
+
+    def certified(self, stop: StopRule, params: LearningParams) -> bool:
+        """Whether the greedy path from ``stop.start`` is certified to within ``stop.tol``.
+
+        The path takes the best action by the current rows (lowest index on ties) and must
+        end in ``stay`` within ``max_steps`` steps, every action on it tried. Along it,
+        ``Q(s,a)`` differs from the return of actually following the path by at most
+        ``err = sum_t gamma^t |delta_t|`` (the last term, of the ``stay`` self-loop, divided
+        by ``1-gamma``), ``delta_t`` being the Bellman residual ``r(s') + gamma*max Q(s') - Q(s,a)``.
+        While every Q value is at least its optimum (see :class:`StopRule`), the path's
+        return is then within ``err`` of the best return from the start. Certified when
+        ``err <= tol*max(|Q(start, a_0)|, 1)``.
+        """
+        g_q = params.gamma_q
+        if max(self.rew) > (1 - g_q) * stop.q_init:
+            return False
+        i = self.ids.get(stop.start)
+        err, disc, q0 = 0.0, 1.0, None
+        seen = set()
+        while i is not None and i not in seen and len(seen) < params.max_steps:
+            seen.add(i)
+            row = self.rows[i]
+            best = self.top[i]
+            k = row.index(best)
+            j = self.nxt[i][k]
+            if not self.tried[i] >> k & 1 or j < 0:
+                return False
+            if q0 is None:
+                q0 = best
+            delta = abs(self.rew[j] + g_q * self.top[j] - best)
+            if self.acts[i][k] == STAY:
+                return err + disc * delta / (1 - g_q) <= stop.tol * max(abs(q0), 1.0)
+            err += disc * delta
+            disc *= g_q
+            i = j
+        return False
 
     def write_back(self) -> None:
         """Copy the compact rows and tried masks into the table."""
@@ -277,6 +330,20 @@ class _Graph:
             table.tried[st] = mask
 
 
+@dataclass(frozen=True)
+class StopRule:
+    """When :func:`train` may stop before its episode budget: every ``every`` episodes it
+    checks whether the greedy path from ``start`` is certified to within ``tol``
+    (:meth:`_Graph.certified`). The certificate relies on every Q value being at least
+    its optimum, which holds for a table trained from scratch while no reward exceeds
+    ``(1-gamma_q)*q_init``; a larger reward seen disables the check."""
+
+    start: State
+    tol: float
+    every: int = 250
+    q_init: float = 0.0
+
+
 def train(
     table: QTable,
     env: Environment,
@@ -285,23 +352,49 @@ def train(
     rng: random.Random,
     start: Callable[[int], State],
     log: EpisodeLog | None = None,
+    stop: StopRule | None = None,
 ) -> int:
-    """Run Algorithm 1 for ``episodes`` episodes on ``table``; returns the episodes run.
+    """Run Algorithm 1 for at most ``episodes`` episodes on ``table``; returns the episodes run.
 
     ``start(i)`` gives the i-th episode's initial state. ε starts at ``table.epsilon``
     (a new table holds ``params.epsilon``) and is carried there between calls; the episode
-    counter of its decay continues from ``table.schedule_episode``. Each step is lines 5-19 of the listing: ε-greedy choice (ties at
-    random), the transition, the reward of the next state, :func:`q_update` and
-    :func:`next_epsilon` (both inlined here for speed; tests hold the loop to them).
+    counter of its decay continues from ``table.schedule_episode``. With ``stop``, training
+    ends early once the greedy path from ``stop.start`` is certified; stopping only
+    truncates the run, so the episodes that do run are the same as without it.
     """
+    g = _Graph(env, table)
+    run = 0
+    while run < episodes:
+        n = episodes - run if stop is None else min(stop.every, episodes - run)
+        run += _episodes(g, run, n, params, rng, start, log)
+        if stop is not None and g.certified(stop, params):
+            break
+    g.write_back()
+    return run
+
+
+def _episodes(
+    g: _Graph,
+    first: int,
+    episodes: int,
+    params: LearningParams,
+    rng: random.Random,
+    start: Callable[[int], State],
+    log: EpisodeLog | None,
+) -> int:
+    """Episodes ``first .. first+episodes-1`` of :func:`train` on ``g``'s compact rows.
+
+    Each step is lines 5-19 of the listing: ε-greedy choice (ties at random), the
+    transition, the reward of the next state, :func:`q_update` and :func:`next_epsilon`
+    (both inlined here for speed; tests hold the loop to them).
+    """
+    table = g.table
     a_q, g_q, kappa, e_min = params.alpha_q, params.gamma_q, params.kappa, params.epsilon_min
     penalty, max_steps, stay_ends = params.penalty, params.max_steps, params.stay_ends_episode
-    g = _Graph(env, table)
-    acts_of, rows, rew, nxt_of, tried_of = g.acts, g.rows, g.rew, g.nxt, g.tried
+    acts_of, rows, rew, nxt_of, tried_of, top = g.acts, g.rows, g.rew, g.nxt, g.tried, g.top
     random_, randrange, choice = rng.random, rng.randrange, rng.choice
     eps = table.epsilon
-    run = 0
-    for i in range(episodes):
+    for i in range(first, first + episodes):
         episode = table.schedule_episode + 1
         s = g.intern(start(i))
         total = 0.0
@@ -311,7 +404,7 @@ def train(
         for _ in range(max_steps):
             row = rows[s]
             if random_() > eps:
-                best = max(row)
+                best = top[s]
                 if row.count(best) == 1:
                     k = row.index(best)
                 else:
@@ -323,7 +416,12 @@ def train(
                 s2 = g.follow(s, k)
             r = rew[s2]
             q_sa = row[k]
-            row[k] = q_sa + a_q * (r + g_q * max(rows[s2]) - q_sa)  # q_update, inlined
+            q_new = row[k] = q_sa + a_q * (r + g_q * top[s2] - q_sa)  # q_update, inlined
+            best = top[s]
+            if q_new > best:
+                top[s] = q_new
+            elif q_sa == best and q_new < best:
+                top[s] = max(row)
             t = tried_of[s]
             if not t >> k & 1:
                 tried_of[s] = t | 1 << k
@@ -339,13 +437,11 @@ def train(
         table.schedule_episode = episode
         table.episodes += 1
         table.epsilon = eps
-        run += 1
         if log is not None:
             log.returns.append(total)
             log.steps.append(steps)
             log.violations.append(bad)
-    g.write_back()
-    return run
+    return episodes
 
 
 def greedy_path(table: QTable, env: Environment, start: State, max_steps: int) -> list[State]:
@@ -745,6 +841,9 @@ class QLearningOptimizer(Optimizer):
         load: str | None = None,
         save: str | None = None,
         record_episodes: bool = False,
+        converge_tol: float | None = 0.001,
+        converge_every: int = 250,
+        warm_start: bool = False,
     ) -> None:
         self.params = LearningParams(
             alpha_q=_number("alpha_q", alpha_q, 0, 1),
@@ -778,6 +877,9 @@ class QLearningOptimizer(Optimizer):
         self.seed = _number("seed", seed, integer=True)
         self.save_path = Path(save) if save else None
         self.record_episodes = _flag("record_episodes", record_episodes)
+        self.converge_tol = None if converge_tol is None else _number("converge_tol", converge_tol, 0)
+        self.warm_start = _flag("warm_start", warm_start)
+        self.converge_every = _number("converge_every", converge_every, 1, integer=True)
         self._policies: list[Policy] = []
         self._loaded: tuple[Path, list[dict[str, Any]]] | None = None
         if load:
@@ -827,47 +929,73 @@ class QLearningOptimizer(Optimizer):
     def solve(
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int
     ) -> tuple[list[Evaluation], dict[str, Any]]:
-        params = self.params
         rate_rps = float(rate_rps)
         cur = problem.resolve_current(current)
         policy = self._policy(problem, current)
-        layout = policy.layout
         anchor = feasibility_anchor(problem, rate_rps, cur)
-        info: dict[str, Any] = {"states": 0, "episodes": 0}
         if anchor is None:
-            return [], info
-        env = PipelineEnv(problem, layout, rate_rps, cur, params.penalty)
+            return [], {"states": 0, "episodes": 0}
+        env = PipelineEnv(problem, policy.layout, rate_rps, cur, self.params.penalty)
         anchor_state = tuple(env.option_state(si, o) for si, o in enumerate(anchor))
         env.evaluate(anchor_state)
         start_state = env.state_of(cur) if cur is not None else None
         if start_state is None:
             start_state = anchor_state
-
-        prior = policy.tables.get(rate_rps)
-        warm_from: float | None = None
-        if prior is not None:
-            table = prior
-            warm_from = rate_rps
-        else:
-            near = policy.nearest(rate_rps)
-            if near is not None:
-                table = near.copy()
-                warm_from = near.rate_rps
-                table.rate_rps = rate_rps
-            else:
-                table = QTable(layout.n_actions, rate_rps, 0, params.epsilon, self.q_init)
+        table, warm_from = self._table(policy, rate_rps)
         budget = self.episodes if warm_from is None else self.warm_episodes
-        if warm_from is not None and self.warm_epsilon is not None:
+        rng = random.Random(f"{self.seed}:{float(rate_rps)!r}:{table.episodes}")
+        start = self._starts(problem, env, cur, rng, start_state, anchor_state)
+        log = EpisodeLog() if self.record_episodes else None
+        stop = None
+        if self.converge_tol is not None and (warm_from is None or not self.warm_start):
+            stop = StopRule(start_state, self.converge_tol, self.converge_every, self.q_init)
+        ran = train(table, env, budget, self.params, rng, start, log, stop) if budget else 0
+        policy.tables[rate_rps] = table
+        out, info = self._ranked(problem, env, table, start_state, k)
+        info.update({
+            "episodes": ran,
+            "episodes_total": table.episodes,
+            "warm_start_rate_rps": warm_from,
+            "epsilon": table.epsilon,
+            "states": len(table.q),
+            "visited_states": len(env.visited),
+        })
+        if log is not None:
+            info["episode_returns"] = list(log.returns)
+            info["episode_steps"] = list(log.steps)
+            info["episode_violations"] = list(log.violations)
+        return out, info
+
+    def _table(self, policy: Policy, rate_rps: float) -> tuple[QTable, float | None]:
+        """The table to train at ``rate_rps`` and the rate it continues from (None: a new one).
+
+        The same rate continues its own table; with ``warm_start`` another rate starts
+        from a copy of the table of the nearest rate decided before.
+        """
+        prior = policy.tables.get(rate_rps)
+        if prior is not None:
+            table, warm_from = prior, rate_rps
+        else:
+            near = policy.nearest(rate_rps) if self.warm_start else None
+            if near is None:
+                params = self.params
+                return QTable(policy.layout.n_actions, rate_rps, 0, params.epsilon, self.q_init), None
+            table, warm_from = near.copy(), near.rate_rps
+            table.rate_rps = rate_rps
+        if self.warm_epsilon is not None:
             table.epsilon = self.warm_epsilon
             table.schedule_episode = 0
+        return table, warm_from
 
-        rng = random.Random(f"{self.seed}:{float(rate_rps)!r}:{table.episodes}")
+    def _starts(self, problem: Problem, env: PipelineEnv, cur: Configuration | None, rng: random.Random,
+                start_state: State, anchor_state: State) -> Callable[[int], State]:
+        """Where episode ``i`` starts (see the module docstring)."""
         feasible_alone = [
-            [env.option_state(si, o) for o in opts] for si, opts in enumerate(problem.options(rate_rps, cur))
+            [env.option_state(si, o) for o in opts] for si, opts in enumerate(problem.options(env.rate_rps, cur))
         ]
-        valid_local = [
-            [li for li, o in enumerate(env.options[si]) if o is not None] for si in range(len(layout.stages))
-        ]
+        valid_local = [[li for li, o in enumerate(opts) if o is not None] for opts in env.options]
+        current_share = self.current_start_fraction
+        random_share = current_share + (1 - current_share) * self.random_start_fraction
 
         def start(i: int) -> State:
             if i == 0:
@@ -875,20 +1003,19 @@ class QLearningOptimizer(Optimizer):
             if i == 1:
                 return anchor_state
             u = rng.random()
-            if u < self.current_start_fraction:
+            if u < current_share:
                 return start_state
-            if u < self.current_start_fraction + (1 - self.current_start_fraction) * self.random_start_fraction:
+            if u < random_share:
                 return tuple(rng.choice(v) for v in valid_local)
             return tuple(rng.choice(f) for f in feasible_alone)
 
-        log = EpisodeLog() if self.record_episodes else None
-        ran = train(table, env, budget, params, rng, start, log) if budget else 0
-        policy.tables[rate_rps] = table
+        return start
 
+    def _ranked(self, problem: Problem, env: PipelineEnv, table: QTable, start_state: State,
+                k: int) -> tuple[list[Evaluation], dict[str, Any]]:
+        """The ``k`` candidates, the policy's choice first (or the best visited states)."""
         chosen = self._policy_state(table, env, start_state)
-        source = "policy"
-        if chosen is None:
-            source = "fallback"
+        source = "policy" if chosen is not None else "fallback"
         visited = sorted(
             ((obj, s) for s, (_r, obj, ok) in env.visited.items() if ok),
             key=lambda t: -t[0],
@@ -898,23 +1025,9 @@ class QLearningOptimizer(Optimizer):
             source = "best-visited"
         else:
             ranked = ([chosen] if chosen is not None else []) + [s for _o, s in visited if s != chosen]
-        out = [problem.evaluate_options(env.configuration(s), rate_rps) for s in ranked[:k]]
+        out = [problem.evaluate_options(env.configuration(s), env.rate_rps) for s in ranked[:k]]
         assert all(e.feasible for e in out)
-        info = {
-            "source": source,
-            "episodes": ran,
-            "episodes_total": table.episodes,
-            "warm_start_rate_rps": warm_from,
-            "epsilon": table.epsilon,
-            "states": len(table.q),
-            "visited_states": len(env.visited),
-            "best_visited_objective": visited[0][0] if visited else None,
-        }
-        if log is not None:
-            info["episode_returns"] = list(log.returns)
-            info["episode_steps"] = list(log.steps)
-            info["episode_violations"] = list(log.violations)
-        return out, info
+        return out, {"source": source, "best_visited_objective": visited[0][0] if visited else None}
 
     def optimize(
         self,

@@ -3,12 +3,14 @@ exactness on a small pipeline, feasibility over random pipelines, and its Q-tabl
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
 
+import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from ipa_ext.errors import ConfigError, InputError
 from ipa_ext.model import StageConfig
@@ -21,8 +23,10 @@ from ipa_ext_plugins.q_learning import (
     PipelineEnv,
     QLearningOptimizer,
     QTable,
+    StopRule,
     build_layout,
     feasibility_anchor,
+    greedy_path,
     next_epsilon,
     q_update,
     train,
@@ -125,6 +129,117 @@ def test_epsilon_schedule_decays_every_step_by_exp_minus_kappa_episode():
     assert table.epsilon == pytest.approx(math.exp(-0.3 - 0.01 * 5 * 4), rel=1e-12)
     train(table, toy, 50, params, random.Random(0), lambda i: A)
     assert table.epsilon == 0.01
+
+
+# --------------------------------------------------------------------------- the stop rule
+
+
+def optimal_q(env, states, gamma_q):
+    """``Q*(s, a)`` of a deterministic environment by value iteration over ``states``."""
+    index = {s: i for i, s in enumerate(states)}
+    acts = [list(env.actions(s)) for s in states]
+    nxt = np.full((len(states), max(map(len, acts))), -1)
+    for i, s in enumerate(states):
+        for j, a in enumerate(acts[i]):
+            nxt[i, j] = index[env.step(s, a)]
+    r = np.array([env.reward(s) for s in states])
+    v = np.zeros(len(states))
+    for _ in range(100_000):
+        q = np.where(nxt >= 0, r[nxt] + gamma_q * v[nxt], -np.inf)
+        v, before = q.max(axis=1), v
+        if np.max(np.abs(v - before)) < 1e-11:
+            break
+    return {s: dict(zip(acts[i], q[i])) for i, s in enumerate(states)}
+
+
+def path_return(env, path, gamma_q):
+    """The return of following ``path`` from its first state and then staying at its last."""
+    g = sum(gamma_q ** t * env.reward(s) for t, s in enumerate(path[1:]))
+    return g + gamma_q ** (len(path) - 1) * env.reward(path[-1]) / (1 - gamma_q)
+
+
+def test_stop_rule_certifies_a_converged_path_and_nothing_less():
+    # A -1-> B, both can stay. Q at its fixed point: Q(B,stay) = -0.5/(1-0.9) = -5,
+    # Q(A,1) = -0.5 + 0.9*(-5) = -5, Q(A,stay) = -1 + 0.9*(-5) = -5.5 (all tried)
+    toy = Toy({A: {STAY: A, 1: B}, B: {STAY: B}}, {A: -1.0, B: -0.5})
+    params = LearningParams(epsilon=0.0, epsilon_min=0.0, max_steps=5)
+
+    def table(**rows):
+        t = QTable(n_actions=2, epsilon=0.0)
+        t.q[A], t.tried[A] = rows.get("a", [-5.5, -5.0]), rows.get("a_tried", 0b11)
+        t.q[B], t.tried[B] = [-5.0, 0.0], 0b01
+        return t
+
+    def ran(t, tol=1e-9, rewards=None):
+        env = Toy(toy.moves, rewards or toy.rewards)
+        return train(t, env, 50, params, random.Random(0), lambda i: A, stop=StopRule(A, tol, every=1))
+
+    assert ran(table()) == 1
+    assert ran(table(a=[0.0, -5.0], a_tried=0b10)) > 1  # stay untried at A: q_init 0 beats -5
+    assert ran(table(a_tried=0b10)) == 1  # an untried action below the path's does not matter
+    # Q(A,1) off its fixed point by 0.5: the bound is 0.5 against tol*|Q| = 0.05
+    assert ran(table(a=[-5.5, -4.5]), tol=0.01) > 1
+    assert ran(table(a=[-5.5, -4.5]), tol=0.2) == 1
+    # a positive reward breaks the premise (q_init 0 is no longer above Q*): no stop
+    assert ran(table(), rewards={A: -1.0, B: 0.5}) == 50
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pipe=pipelines(max_stages=2, max_variants=2, max_cpus=2, max_batches=3),
+    rate=st.floats(0.5, 40),
+    alpha_q=st.sampled_from([0.1, 0.5, 1.0]),
+    seed=st.integers(0, 3),
+)
+def test_q_stays_above_the_optimum_and_a_certified_path_is_near_optimal(pipe, rate, alpha_q, seed):
+    # The two facts the stop rule rests on, against value iteration on the whole state space.
+    p = make_problem(pipe, sla_factor=2, allocation_mode="variable", scaling_cap=12, batching_cap=4,
+                     weights={"alpha": 1, "beta": 1, "gamma": 0.1, "delta": 0.05})
+    layout = build_layout(p, None, (-1, 1))
+    env = PipelineEnv(p, layout, rate, None, -1000.0)
+    valid = [[li for li, o in enumerate(opts) if o is not None] for opts in env.options]
+    states = list(itertools.product(*valid))
+    if not states:
+        return
+    params = LearningParams(alpha_q=alpha_q, max_steps=12)
+    q_star = optimal_q(env, states, params.gamma_q)
+    rng = random.Random(seed)
+    s0 = states[0]
+    stop = StopRule(s0, 0.01, every=50)
+    table = QTable(layout.n_actions)
+    ran = train(table, env, 3000, params, rng, lambda i: s0 if i % 3 == 0 else rng.choice(states), stop=stop)
+    optimistic = max(env.reward(s) for s in states) <= 0
+    event(f"q_init above Q*: {optimistic}; certified: {ran < 3000}")
+    if optimistic:
+        for s, row in table.q.items():
+            for a, q in q_star[s].items():
+                assert row[a] >= q - 1e-9 * max(1.0, abs(q))
+    if ran < 3000:  # certified
+        path = greedy_path(table, env, s0, params.max_steps)
+        v_star = max(q_star[s0].values())
+        q0 = max(table.value(s0, a) for a in env.actions(s0))
+        g = path_return(env, path, params.gamma_q)
+        assert v_star - 0.01 * max(abs(q0), 1.0) - 1e-9 <= g <= v_star + 1e-9
+
+
+def test_stopping_only_truncates_training():
+    # the stopped run is the same run as one given exactly that many episodes
+    p = two_stage_problem()
+    stopped = QLearningOptimizer(seed=3).optimize(p, 15.0, initial_of(p.pipeline), 3)
+    ran = stopped.info["episodes"]
+    assert 0 < ran < 100_000 and ran % 250 == 0
+    full = QLearningOptimizer(seed=3, episodes=ran, converge_tol=None).optimize(p, 15.0, initial_of(p.pipeline), 3)
+    assert full.info["episodes"] == ran
+    assert [c.config for c in full.candidates] == [c.config for c in stopped.candidates]
+    ref = BruteForceOptimizer().optimize(p, 15.0, None, 1)
+    assert stopped.best.config == ref.best.config
+    never = QLearningOptimizer(seed=3, episodes=3 * ran, converge_tol=None)
+    assert never.optimize(p, 15.0).info["episodes"] == 3 * ran
+    # warm-started values carry no bound: the whole warm budget, though the first table stops early
+    warm = QLearningOptimizer(seed=3, warm_episodes=3 * ran, warm_start=True)
+    assert warm.optimize(p, 15.0, initial_of(p.pipeline)).info["episodes"] == ran
+    assert warm.optimize(p, 25.0).info["episodes"] == 3 * ran
+    assert warm.optimize(p, 15.0).info["episodes"] == 3 * ran
 
 
 # --------------------------------------------------------------------------- the pipeline MDP
@@ -267,7 +382,7 @@ def test_k_best_are_distinct_feasible_and_the_policy_choice_first():
 
 def test_warm_start_uses_the_nearest_trained_rate():
     p = two_stage_problem()
-    q = QLearningOptimizer(seed=0, episodes=200, warm_episodes=50, max_steps=10)
+    q = QLearningOptimizer(seed=0, episodes=200, warm_episodes=50, max_steps=10, warm_start=True)
     first = q.optimize(p, 10.0)
     assert first.info["warm_start_rate_rps"] is None and first.info["episodes"] == 200
     assert q.optimize(p, 30.0).info["warm_start_rate_rps"] == 10.0
@@ -296,7 +411,7 @@ def test_warm_epsilon_restarts_the_schedule():
     carried.optimize(p, 10.0)
     eps_after_cold = carried.optimize(p, 10.0, k=1).info["epsilon"]
     assert eps_after_cold == 0.01  # ε decayed to epsilon_min and stays there
-    restarted = QLearningOptimizer(warm_epsilon=0.5, **kw)
+    restarted = QLearningOptimizer(warm_epsilon=0.5, warm_start=True, **kw)
     restarted.optimize(p, 10.0)
     d = restarted.optimize(p, 20.0)
     table = restarted._policies[0].tables[20.0]
@@ -313,7 +428,8 @@ def test_infeasible_problem_returns_no_candidate_with_the_reason():
 
 def test_options_are_validated_through_the_registry(host):
     for bad in ({"alpha_q": 0}, {"gamma_q": 1.5}, {"episodes": 0}, {"replica_offsets": [1, 2]},
-                {"select": "random"}, {"kappa": -1}, {"no_such_option": 1}):
+                {"select": "random"}, {"kappa": -1}, {"no_such_option": 1}, {"converge_tol": -0.1},
+                {"converge_every": 0}, {"warm_start": "yes"}):
         with pytest.raises(ConfigError, match="q-learning"):
             host.registry.create("optimizer", "q-learning", bad, where="optimizer.options")
     q = host.registry.create("optimizer", "q-learning", {"alpha_q": 0.5, "gamma_q": 0.8, "epsilon": 0.9,
