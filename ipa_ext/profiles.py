@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -21,10 +22,15 @@ import yaml
 
 from .errors import ProfileError
 from .model import Pipeline, Profile, Stage, Variant
+from .modelref import parse_model_refs
 
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
 OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+MEASUREMENT_COLUMNS = ("latency_p50_s", "latency_mean_s", "latency_min_s", "latency_max_s", "latency_cv",
+                       "batches", "timed_s", "replicas", "throughput_total_rps", "energy_quality")
+"""Columns ``ipa-ext profile`` adds about how a row was measured: accepted and not used."""
+ACCEPTED_COLUMNS = ALL_COLUMNS + MEASUREMENT_COLUMNS
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -163,10 +169,10 @@ def read_profile_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
         if not rows:
             raise ProfileError("no profile rows", path=p)
         for loc, r in rows:
-            extra = [str(k) for k in r if k not in ALL_COLUMNS]
+            extra = [str(k) for k in r if k not in ACCEPTED_COLUMNS]
             if extra:
                 raise ProfileError(
-                    f"unknown field(s) {', '.join(extra)} (expected {', '.join(ALL_COLUMNS)})",
+                    f"unknown field(s) {', '.join(extra)} (expected {', '.join(ACCEPTED_COLUMNS)})",
                     path=p,
                     where=loc,
                 )
@@ -199,10 +205,10 @@ def _read_csv_rows(p: Path) -> list[tuple[str, dict[str, Any]]]:
         raise ProfileError(f"malformed CSV: {exc}", path=p) from None
     header = [h.strip() for h in parsed[0]]
     header_line = numbered[0][0]
-    unknown = [h for h in header if h not in ALL_COLUMNS]
+    unknown = [h for h in header if h not in ACCEPTED_COLUMNS]
     if unknown:
         raise ProfileError(
-            f"unknown column(s) {', '.join(unknown)} (expected {', '.join(ALL_COLUMNS)})",
+            f"unknown column(s) {', '.join(unknown)} (expected {', '.join(ACCEPTED_COLUMNS)})",
             path=p,
             where=f"line {header_line}",
         )
@@ -311,13 +317,24 @@ def build_pipeline(
     return Pipeline(name, tuple(stages))
 
 
-def load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path | None = None) -> Pipeline:
+def load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path | None = None, *,
+                  base_dir: str | Path | None = None) -> Pipeline:
     """Load a pipeline definition and its profiles.
 
     ``pipeline`` is a YAML path or an already-parsed mapping. The profile table
     comes from ``profiles`` or, when that is None, from the pipeline file's own
-    ``profiles:`` entry (a path relative to it, or an inline list).
+    ``profiles:`` entry (a path relative to it, or an inline list). Variants'
+    real models (``model:``, ``zoo:``) are checked and kept in ``Pipeline.models``;
+    model files are relative to ``base_dir`` (default: the pipeline file's folder).
     """
+    pipe = _load_pipeline(pipeline, profiles)
+    data = pipeline if isinstance(pipeline, Mapping) else read_yaml(Path(pipeline))
+    models = parse_model_refs(data, path=None if isinstance(pipeline, Mapping) else Path(pipeline),
+                              base_dir=Path(base_dir) if base_dir is not None else None)
+    return replace(pipe, models=models) if models else pipe
+
+
+def _load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path | None = None) -> Pipeline:
     if isinstance(pipeline, Mapping):
         data: Any = pipeline
         ppath: Path | None = None
