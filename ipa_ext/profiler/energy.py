@@ -1,0 +1,127 @@
+"""Energy of profile rows: idle power measured before the sweep, then each row's timed window.
+
+Sources are the config's ``energy.sources`` or the automatic choice of ``energy measure``.
+A source that can count only some processes (the ``estimate`` fallback) counts the
+profiler's workers; counters measure the whole machine. Per row:
+
+* dynamic joules = window joules - idle power (in the same scope) x window seconds;
+* ``energy_j_per_request`` = dynamic joules / requests;
+* ``idle_w`` = the machine's idle power x cpu / the machine's CPUs (one replica's share);
+* ``power_w`` = ``idle_w`` + dynamic joules / seconds / replicas.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from ..energy.cputime import process_tree_cpu_s
+from ..energy.meter import Meter, Snapshot
+from ..energy.select import choose
+from ..energy.source import WHOLE_SYSTEM
+
+WORKERS_SCOPE = "process trees of the profiler's workers"
+
+
+class WorkerCpu:
+    """Cumulative CPU seconds of every worker the profiler started (exited ones keep their last value)."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc
+        self._last: dict[int, float] = {}
+
+    def add(self, pid: int) -> None:
+        self._last.setdefault(pid, 0.0)
+
+    def __call__(self) -> float:
+        for pid in list(self._last):
+            try:
+                self._last[pid] = max(self._last[pid], process_tree_cpu_s(pid, self.proc))
+            except (ProcessLookupError, OSError):
+                pass
+        return sum(self._last.values())
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Idle power before the sweep: in the sources' scope, and what their scope leaves out (the floor)."""
+
+    scope_w: float
+    excluded_w: float
+    seconds: float
+    quality: str
+
+    @property
+    def machine_w(self) -> float:
+        return self.scope_w + self.excluded_w
+
+
+@dataclass(frozen=True)
+class RowEnergy:
+    """The energy columns of one row."""
+
+    power_w: float
+    idle_w: float
+    energy_j_per_request: float
+    quality: str
+    window_j: float
+    window_s: float
+
+
+class ProfileEnergy:
+    """The meter the profiler measures with, its description, and the per-row arithmetic."""
+
+    def __init__(self, host: Any, names: Sequence[str] = (),
+                 options: Mapping[str, Mapping[str, Any]] | None = None, machine_cpus: int | None = None) -> None:
+        choice = choose(host, names, options)
+        self.notes = choice.notes
+        self.workers = WorkerCpu()
+        for src in choice.sources:
+            src.attribute_to(self.workers, WORKERS_SCOPE)
+        self.meter = Meter(list(choice.sources))
+        self.meter.domains()  # a source without domains fails here, before the sweep
+        self.machine_cpus = machine_cpus or os.cpu_count() or 1
+        self.idle: Idle | None = None
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.meter.sources]
+
+    @property
+    def quality(self) -> str:
+        qs = {s.quality for s in self.meter.sources}
+        return next(iter(qs)) if len(qs) == 1 else "mixed"
+
+    def describe(self) -> str:
+        """``estimate (estimated; process trees of the profiler's workers)``, one part per source."""
+        return "; ".join(f"{s.name} ({s.quality}, {s.scope})" for s in self.meter.sources)
+
+    def measure_idle(self, seconds: float) -> Idle:
+        """Idle power over ``seconds`` before any worker runs (with a tree-scoped source: 0 W plus the floor)."""
+        excluded = sum(float(w) for s in self.meter.sources for w in s.excluded_power_w().values())
+        first = self.meter.snapshot()
+        time.sleep(max(seconds, 0.0))
+        m = self.meter.between("idle", first, self.meter.settled_snapshot())
+        self.idle = Idle(m.total_j / m.duration_s if m.duration_s > 0 else 0.0, excluded, m.duration_s, m.quality)
+        return self.idle
+
+    def snapshot(self) -> Snapshot:
+        return self.meter.snapshot()
+
+    def row(self, start: Snapshot, requests: int, cpu: int, replicas: int) -> RowEnergy:
+        """The energy columns for the window from ``start`` to now, which served ``requests``."""
+        assert self.idle is not None, "measure_idle() first"
+        m = self.meter.between("row", start, self.meter.settled_snapshot())
+        dynamic_j = max(m.total_j - self.idle.scope_w * m.duration_s, 0.0)
+        idle_w = self.idle.machine_w * cpu / self.machine_cpus
+        dynamic_w = dynamic_j / m.duration_s if m.duration_s > 0 else 0.0
+        return RowEnergy(idle_w + dynamic_w / replicas, idle_w, dynamic_j / max(requests, 1), m.quality,
+                         m.total_j, m.duration_s)
+
+    def whole_system(self) -> bool:
+        return all(s.scope == WHOLE_SYSTEM for s in self.meter.sources)
+
+    def close(self) -> None:
+        self.meter.close()
