@@ -73,3 +73,34 @@ def resolve(ref: ModelRef, *, cache_dir: str | Path | None = None, batches: Sequ
                          f"{', '.join(map(str, wrong))} (profile it with --batches {fixed})",
                          path=ref.config, where=ref.where)
     return ResolvedModel(ref, ref.path, file_sha256(ref.path), ref.input_size, fixed)
+
+
+def preflight(model: ResolvedModel, batches: Sequence[int]) -> None:
+    """Run a user's model once at each of ``batches`` in this process, so that an input it does not take
+    is an error naming the field before anything is measured (zoo models take their inputs by construction)."""
+    from ..inference.deps import require
+    from ..inference.runtime import random_batch, session_options
+
+    ort = require("onnxruntime", "profiling")
+    ref = model.ref
+    quiet = session_options(1)
+    quiet.log_severity_level = 4  # the error below is the message; onnxruntime's own log would repeat it
+    try:
+        session = ort.InferenceSession(str(model.path), sess_options=quiet, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise InputError(f"{model.path}: onnxruntime cannot load it: {_first_line(exc)}", path=ref.config,
+                         where=ref.where) from None
+    run_options = ort.RunOptions()
+    run_options.log_severity_level = 4
+    for batch in dict.fromkeys(batches):
+        try:
+            session.run(None, random_batch(session, batch, input_size=model.input_size), run_options)
+        except Exception as exc:  # onnxruntime's own exception types
+            size = f" at input size {model.input_size}" if model.input_size else ""
+            raise InputError(f"{model.path}: onnxruntime cannot run it on a batch of {batch}{size}: {_first_line(exc)}",
+                             path=ref.config, where=_size_where(ref) if model.input_size else ref.where) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -14,7 +14,7 @@ from .device import onnxruntime_version, providers_for
 from .energy import ProfileEnergy
 from .grid import Plan, check_cpus, parse_int_list, select
 from .machine import Machine, describe_machine
-from .models import ResolvedModel, resolve
+from .models import ResolvedModel, preflight, resolve
 from .sweep import Progress, RowCallback, Settings, sweep
 from .target import Target, load_target
 from .writer import Header, ProfileFile
@@ -55,7 +55,7 @@ def _cpus(request: Request, machine: Machine) -> tuple[int, ...]:
 
 
 def _out_path(request: Request, target: Target) -> Path:
-    out = request.out or target.profiles or Path("profiles.csv")
+    out = request.out or target.profiles or target.path.parent / "profiles.csv"
     if out.suffix.lower() in (".yaml", ".yml"):
         raise InputError("the profiler writes CSV; give --out FILE.csv", path=out, where="--out")
     return out
@@ -146,6 +146,8 @@ def prepare(request: Request, note: Note = lambda _m: None) -> Job:
     for pair in pairs:
         ref = target.models[pair]
         models[pair] = resolve(ref, cache_dir=request.cache_dir, batches=batches, note=note)
+        if ref.kind == "file":
+            preflight(models[pair], (batches[0], batches[-1]))
     out_path = _out_path(request, target)
     order = [(s, v) for s, vs in target.stages for v in vs]
     out, notes = ProfileFile.open(out_path, _header(machine, request, providers), order, restart=request.restart)

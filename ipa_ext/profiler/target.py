@@ -28,7 +28,7 @@ class Target:
     plugins_load: tuple[str, ...] = ()
     plugins_disable: tuple[str, ...] = ()
     profiles: Path | None = None
-    """The config's ``profiles:`` path: the default output."""
+    """The default output: the file's ``profiles:`` path, else ``profiles.csv`` beside it."""
 
 
 def _energy(data: Mapping[str, Any], path: Path) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
@@ -93,8 +93,9 @@ def load_target(path: str | Path) -> Target:
     models = parse_model_refs(pipe_data, path=where_file, base_dir=base)
     sources, options = _energy(config, p)
     load, disable = _plugins(config, p)
-    profiles = config.get("profiles")
-    if profiles is not None and not isinstance(profiles, str):
+    profiles = data.get("profiles")
+    if profiles is not None and not isinstance(profiles, (str, list)):
         raise ConfigError("must be a path to a CSV or YAML file", path=p, where="profiles")
+    out = p.parent / (profiles if isinstance(profiles, str) else "profiles.csv")
     return Target(p, pipe_path, name, tuple((s, tuple(v.name for v in vs)) for s, vs in stage_defs), models,
-                  sources, options, load, disable, p.parent / profiles if profiles else None)
+                  sources, options, load, disable, out)
