@@ -152,6 +152,21 @@ def test_idle_power_from_a_growing_nvml_counter(host, fake_gpu):
     finally:
         energy.close()
     assert idle.scope_w == pytest.approx(80.0, rel=0.1) and idle.excluded_w == 0 and idle.quality == "measured"
+    assert idle.gpu_w == idle.scope_w and idle.machine_w == 0  # the GPU's idle is not the host's
+    assert energy.measures_gpu()
+
+
+def test_a_gpu_replica_is_charged_the_gpus_idle_power(host, fake_gpu):
+    energy = ProfileEnergy(host, ["nvml"], {"nvml": {"module": "fake_pynvml"}}, machine_cpus=4)
+    try:
+        energy.idle = Idle(scope_w=60.0, excluded_w=0.0, seconds=1.0, quality="measured", gpu_w=60.0)
+        start = energy.snapshot()
+        fake_gpu["energy_mj"] += 5_000
+        on_gpu = energy.row(start, requests=10, cpu=1, replicas=2, gpu=True)
+        on_cpu = energy.row(start, requests=10, cpu=1, replicas=2, gpu=False)
+    finally:
+        energy.close()
+    assert on_gpu.idle_w == pytest.approx(30.0) and on_cpu.idle_w == 0.0
 
 
 def test_the_estimate_counts_only_the_workers(host):

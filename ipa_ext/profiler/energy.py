@@ -6,7 +6,8 @@ profiler's workers; counters measure the whole machine. Per row:
 
 * dynamic joules = window joules - idle power (in the same scope) x window seconds;
 * ``energy_j_per_request`` = dynamic joules / requests;
-* ``idle_w`` = the machine's idle power x cpu / the machine's CPUs (one replica's share);
+* ``idle_w`` = the machine's idle power x cpu / the machine's CPUs (one replica's share), plus on
+  ``--device gpu`` the GPUs' idle power / replicas (a replica holds the GPU, not a share by cores);
 * ``power_w`` = ``idle_w`` + dynamic joules / seconds / replicas.
 """
 
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..energy.cputime import process_tree_cpu_s
-from ..energy.meter import Meter, Snapshot
+from ..energy.meter import GPU_KINDS, Meter, Snapshot
 from ..energy.select import choose
-from ..energy.source import WHOLE_SYSTEM
+from ..energy.source import WHOLE_SYSTEM, root_domains
 
 WORKERS_SCOPE = "process trees of the profiler's workers"
 
@@ -52,10 +53,13 @@ class Idle:
     excluded_w: float
     seconds: float
     quality: str
+    gpu_w: float = 0.0
+    """The part of :attr:`scope_w` measured on GPU domains."""
 
     @property
     def machine_w(self) -> float:
-        return self.scope_w + self.excluded_w
+        """The host's idle power without the GPUs'."""
+        return self.scope_w - self.gpu_w + self.excluded_w
 
 
 @dataclass(frozen=True)
@@ -104,21 +108,27 @@ class ProfileEnergy:
         first = self.meter.snapshot()
         time.sleep(max(seconds, 0.0))
         m = self.meter.between("idle", first, self.meter.settled_snapshot())
-        self.idle = Idle(m.total_j / m.duration_s if m.duration_s > 0 else 0.0, excluded, m.duration_s, m.quality)
+        span = m.duration_s if m.duration_s > 0 else float("inf")
+        gpu_j = sum(m.energy_j.get(d.id, 0.0) for d in root_domains(m.domains) if d.kind in GPU_KINDS)
+        self.idle = Idle(m.total_j / span, excluded, m.duration_s, m.quality, gpu_j / span)
         return self.idle
 
     def snapshot(self) -> Snapshot:
         return self.meter.snapshot()
 
-    def row(self, start: Snapshot, requests: int, cpu: int, replicas: int) -> RowEnergy:
-        """The energy columns for the window from ``start`` to now, which served ``requests``."""
+    def row(self, start: Snapshot, requests: int, cpu: int, replicas: int, gpu: bool = False) -> RowEnergy:
+        """The energy columns for the window from ``start`` to now, which served ``requests``
+        (``gpu``: the replicas ran on the GPU, whose idle power they are charged with)."""
         assert self.idle is not None, "measure_idle() first"
         m = self.meter.between("row", start, self.meter.settled_snapshot())
         dynamic_j = max(m.total_j - self.idle.scope_w * m.duration_s, 0.0)
-        idle_w = self.idle.machine_w * cpu / self.machine_cpus
+        idle_w = self.idle.machine_w * cpu / self.machine_cpus + (self.idle.gpu_w / replicas if gpu else 0.0)
         dynamic_w = dynamic_j / m.duration_s if m.duration_s > 0 else 0.0
         return RowEnergy(idle_w + dynamic_w / replicas, idle_w, dynamic_j / max(requests, 1), m.quality,
                          m.total_j, m.duration_s)
+
+    def measures_gpu(self) -> bool:
+        return any(d.kind in GPU_KINDS for d in self.meter.domains())
 
     def whole_system(self) -> bool:
         return all(s.scope == WHOLE_SYSTEM for s in self.meter.sources)

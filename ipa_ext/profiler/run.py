@@ -97,6 +97,9 @@ class Job:
                                machine_cpus=self.machine.logical_cpus)
         for n in energy.notes:
             self.note(n)
+        if self.request.device == "gpu" and not energy.measures_gpu():
+            self.note("no energy source measures the GPU (nvml is not available or not chosen): the energy "
+                      "columns cover the host only")
         idle = energy.measure_idle(self.request.idle_seconds)
         self.out.header.fields["energy"] = (
             f"{energy.describe()}; idle {idle.machine_w:.3g} W for the machine ({idle.scope_w:.3g} W in scope, "

@@ -74,7 +74,7 @@ def _row(point: Point, timed: Sequence[Timed], settings: Settings, energy: Profi
     s = summarize(latencies, settings.percentile)
     total_rps = sum(len(t.latencies_s) * point.batch / t.wall_s for t in timed if t.wall_s > 0)
     requests = sum(len(t.latencies_s) for t in timed) * point.batch
-    e = energy.row(start, requests, point.cpu, replicas)
+    e = energy.row(start, requests, point.cpu, replicas, gpu=settings.device == "gpu")
     return {"stage": point.stage, "variant": point.variant, "cpu": point.cpu, "batch": point.batch,
             "latency_s": s.latency_s, "throughput_rps": total_rps / replicas, "power_w": e.power_w,
             "idle_w": e.idle_w, "energy_j_per_request": e.energy_j_per_request, "latency_p50_s": s.p50_s,
