@@ -16,7 +16,8 @@
 3. Repeatability: each ``--repeat-row`` measured ``--repeats`` times, each time by a fresh worker;
    the coefficient of variation of the row's median latency (target: at most 10 % on an idle machine).
 
-Prints tables and the load average before and after, and writes benchmarks/results/profile_speed.json.
+Prints tables and the load average before and after, and writes benchmarks/results/profile_speed.json
+(``profile_speed_from_profile.json`` with ``--from-profile``, ``profile_speed_repeats.json`` with ``--no-grid``).
 Needs the serve extra. On a shared machine the figures are rough.
 """
 
@@ -143,7 +144,9 @@ def main() -> int:
     print(f"\nload average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} "
           f"on {os.cpu_count()} CPUs (a loaded machine spreads the figures)")
     result.update(repeatability=repeats, load_before=load_before, load_after=load_after)
-    print(f"wrote {write_json('profile_speed', result)}")
+    name = "profile_speed" if not (args.no_grid or args.from_profile) else \
+        ("profile_speed_repeats" if args.no_grid else "profile_speed_from_profile")
+    print(f"wrote {write_json(name, result)}")
     return 0
 
 

@@ -179,3 +179,23 @@ def test_the_estimate_counts_only_the_workers(host):
         assert "process trees of the profiler's workers" in energy.describe()
     finally:
         energy.close()
+
+
+def test_the_progress_bar_shows_rows_and_an_eta(monkeypatch, capsys):
+    import argparse
+    import time as _time
+
+    from ipa_ext.cli.profile_cmd import ProgressBar, show_progress
+    from ipa_ext.profiler.grid import Point
+    from ipa_ext.profiler.sweep import Measured, Progress
+
+    args = argparse.Namespace(quiet=False, json=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setenv("CI", "true")
+    assert not show_progress(args)
+    monkeypatch.setenv("CI", "0")
+    assert show_progress(args) and not show_progress(argparse.Namespace(quiet=True, json=False))
+    progress = Progress(total=4, done=1, started_s=_time.monotonic() - 30)
+    ProgressBar()(progress, Measured(Point("crop", "yolov5m", 2, 4), {}, ((0, 1),), 30.0))
+    line = capsys.readouterr().err
+    assert "1/4 rows  crop/yolov5m cpu 2 batch 4  0:30 elapsed, ETA 1:30" in line

@@ -1,15 +1,5 @@
-"""Energy of profile rows: idle power measured before the sweep, then each row's timed window.
-
-Sources are the config's ``energy.sources`` or the automatic choice of ``energy measure``.
-A source that can count only some processes (the ``estimate`` fallback) counts the
-profiler's workers; counters measure the whole machine. Per row:
-
-* dynamic joules = window joules - idle power (in the same scope) x window seconds;
-* ``energy_j_per_request`` = dynamic joules / requests;
-* ``idle_w`` = the machine's idle power x cpu / the machine's CPUs (one replica's share), plus on
-  ``--device gpu`` the GPUs' idle power / replicas (a replica holds the GPU, not a share by cores);
-* ``power_w`` = ``idle_w`` + dynamic joules / seconds / replicas.
-"""
+"""Energy of profile rows: idle power measured before the sweep, then each row's timed window minus idle,
+per request; the arithmetic is in docs/profiling.md ("Energy")."""
 
 from __future__ import annotations
 
