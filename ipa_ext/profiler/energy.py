@@ -22,16 +22,18 @@ class WorkerCpu:
     def __init__(self, proc: str = "/proc") -> None:
         self.proc = proc
         self._last: dict[int, float] = {}
+        self._live: set[int] = set()
 
     def add(self, pid: int) -> None:
         self._last.setdefault(pid, 0.0)
+        self._live.add(pid)
 
     def __call__(self) -> float:
-        for pid in list(self._last):
+        for pid in list(self._live):
             try:
                 self._last[pid] = max(self._last[pid], process_tree_cpu_s(pid, self.proc))
             except (ProcessLookupError, OSError):
-                pass
+                self._live.discard(pid)  # gone: its last reading stays (windows never span its exit)
         return sum(self._last.values())
 
 
