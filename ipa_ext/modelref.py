@@ -6,11 +6,16 @@ neither onnx nor onnxruntime: zoo names and options come from the zoo's plain-Py
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+import yaml
 
 from .errors import InputError, ProfileError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Pipeline
 
 MODEL_KEYS = ("model", "zoo")
 ZOO_OPTION_KEYS = ("input_size", "width", "num_classes", "fold_bn")
@@ -105,6 +110,20 @@ def parse_model_refs(data: Mapping[str, Any], *, path: Path | None,
                 continue
             refs[(sname, vname)] = _parse_one(sname, vname, body, stage_size, path, base, where)
     return refs
+
+
+def with_models(pipeline: Pipeline, source: str | Path | Mapping[str, Any],
+                base_dir: str | Path | None = None) -> Pipeline:
+    """``pipeline`` with the models its definition names (``source``: the pipeline file, already read
+    and checked by the loader, or the inline mapping) in :attr:`Pipeline.models`."""
+    if isinstance(source, Mapping):
+        data: Any = source
+        path = None
+    else:
+        path = Path(source)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # the loader has read and checked it
+    models = parse_model_refs(data, path=path, base_dir=Path(base_dir) if base_dir is not None else None)
+    return replace(pipeline, models=models) if models else pipeline
 
 
 def _no_model_options(body: Any, path: Path | None, where: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -22,7 +21,6 @@ import yaml
 
 from .errors import ProfileError
 from .model import Pipeline, Profile, Stage, Variant
-from .modelref import parse_model_refs
 
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
 OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
@@ -327,11 +325,9 @@ def load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path
     real models (``model:``, ``zoo:``) are checked and kept in ``Pipeline.models``;
     model files are relative to ``base_dir`` (default: the pipeline file's folder).
     """
-    pipe = _load_pipeline(pipeline, profiles)
-    data = pipeline if isinstance(pipeline, Mapping) else read_yaml(Path(pipeline))
-    models = parse_model_refs(data, path=None if isinstance(pipeline, Mapping) else Path(pipeline),
-                              base_dir=Path(base_dir) if base_dir is not None else None)
-    return replace(pipe, models=models) if models else pipe
+    from .modelref import with_models
+
+    return with_models(_load_pipeline(pipeline, profiles), pipeline, base_dir)
 
 
 def _load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path | None = None) -> Pipeline:
