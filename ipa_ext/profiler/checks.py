@@ -1,8 +1,5 @@
-"""Sanity checks of a measured profile: latency should fall with more cores, throughput grow with batch.
-
-A violation is reported, not corrected: on a loaded or small machine more cores may not help,
-and a model may stop gaining from larger batches. Every figure comes from the rows themselves.
-"""
+"""Sanity checks of a measured profile, reported rather than corrected: latency should fall with more
+cores, and throughput should not fall with a larger batch."""
 
 from __future__ import annotations
 

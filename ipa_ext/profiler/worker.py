@@ -1,9 +1,5 @@
-"""The measuring process: pinned to its cores, it loads one model in onnxruntime and times batches on request.
-
-Run as ``python -m ipa_ext.profiler.worker``; it speaks JSON lines (commands on stdin, events
-on stdout). It pins itself before onnxruntime starts any thread, so every thread inherits
-the core set. See :mod:`ipa_ext.profiler.handle` for the parent's side.
-"""
+"""The measuring process (``python -m ipa_ext.profiler.worker``): it pins itself to its cores before
+onnxruntime starts a thread, loads one model and times batches on request, in JSON lines."""
 
 from __future__ import annotations
 

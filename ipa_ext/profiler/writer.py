@@ -1,7 +1,5 @@
-"""The measured profile file: a commented header (machine, runtime, settings, energy, model hashes), then
-the rows in the profile format. Every row is written by replacing the whole file (temporary file, fsync,
-rename), so the file never holds half a row; an existing file is resumed when it was measured on the
-same machine with the same settings, row by row for the same model files."""
+"""The measured profile file: a commented header (machine, runtime, settings, energy, model hashes) and
+the rows, rewritten whole per row (never half a row) and resumed when measured here with the same settings."""
 
 from __future__ import annotations
 
