@@ -260,7 +260,7 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
         if isinstance(pipe_ref, str):
             pipeline = load_pipeline(base_dir / pipe_ref, base_dir / prof_ref if prof_ref else None)
         elif isinstance(pipe_ref, Mapping):
-            pipeline = load_pipeline(pipe_ref, base_dir / prof_ref if prof_ref else None)
+            pipeline = load_pipeline(pipe_ref, base_dir / prof_ref if prof_ref else None, base_dir=base_dir)
         else:
             raise r.err("pipeline", "must be a path or a mapping")
     except ProfileError as exc:

@@ -7,7 +7,7 @@ allocation, normalised accuracy, feasibility) live in :mod:`ipa_ext.problem`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,9 @@ class Pipeline:
 
     name: str
     stages: tuple[Stage, ...]
+    models: Mapping[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
+    """Real models the variants name (:class:`ipa_ext.modelref.ModelRef`), keyed by (stage, variant);
+    the simulation ignores them."""
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:

@@ -25,6 +25,10 @@ from .model import Pipeline, Profile, Stage, Variant
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
 OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+MEASUREMENT_COLUMNS = ("latency_p50_s", "latency_mean_s", "latency_min_s", "latency_max_s", "latency_cv",
+                       "batches", "timed_s", "replicas", "throughput_total_rps", "energy_quality")
+"""Columns ``ipa-ext profile`` adds about how a row was measured: accepted and not used."""
+ACCEPTED_COLUMNS = ALL_COLUMNS + MEASUREMENT_COLUMNS
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -163,10 +167,10 @@ def read_profile_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
         if not rows:
             raise ProfileError("no profile rows", path=p)
         for loc, r in rows:
-            extra = [str(k) for k in r if k not in ALL_COLUMNS]
+            extra = [str(k) for k in r if k not in ACCEPTED_COLUMNS]
             if extra:
                 raise ProfileError(
-                    f"unknown field(s) {', '.join(extra)} (expected {', '.join(ALL_COLUMNS)})",
+                    f"unknown field(s) {', '.join(extra)} (expected {', '.join(ACCEPTED_COLUMNS)})",
                     path=p,
                     where=loc,
                 )
@@ -199,10 +203,10 @@ def _read_csv_rows(p: Path) -> list[tuple[str, dict[str, Any]]]:
         raise ProfileError(f"malformed CSV: {exc}", path=p) from None
     header = [h.strip() for h in parsed[0]]
     header_line = numbered[0][0]
-    unknown = [h for h in header if h not in ALL_COLUMNS]
+    unknown = [h for h in header if h not in ACCEPTED_COLUMNS]
     if unknown:
         raise ProfileError(
-            f"unknown column(s) {', '.join(unknown)} (expected {', '.join(ALL_COLUMNS)})",
+            f"unknown column(s) {', '.join(unknown)} (expected {', '.join(ACCEPTED_COLUMNS)})",
             path=p,
             where=f"line {header_line}",
         )
@@ -311,13 +315,22 @@ def build_pipeline(
     return Pipeline(name, tuple(stages))
 
 
-def load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path | None = None) -> Pipeline:
+def load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path | None = None, *,
+                  base_dir: str | Path | None = None) -> Pipeline:
     """Load a pipeline definition and its profiles.
 
     ``pipeline`` is a YAML path or an already-parsed mapping. The profile table
     comes from ``profiles`` or, when that is None, from the pipeline file's own
-    ``profiles:`` entry (a path relative to it, or an inline list).
+    ``profiles:`` entry (a path relative to it, or an inline list). Variants'
+    real models (``model:``, ``zoo:``) are checked and kept in ``Pipeline.models``;
+    model files are relative to ``base_dir`` (default: the pipeline file's folder).
     """
+    from .modelref import with_models
+
+    return with_models(_load_pipeline(pipeline, profiles), pipeline, base_dir)
+
+
+def _load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path | None = None) -> Pipeline:
     if isinstance(pipeline, Mapping):
         data: Any = pipeline
         ppath: Path | None = None

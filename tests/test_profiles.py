@@ -145,3 +145,18 @@ def test_yaml_profile_rows_missing_fields(tmp_path):
     yp.write_text("profiles:\n  - {stage: det, variant: small, cpu: 1, batch: 1, latency_s: 0.1, throughput_rps: 3, watts: 2}\n")
     with pytest.raises(ProfileError, match=r"profiles\[0\]: unknown field\(s\) watts"):
         load_pipeline(pp, yp)
+
+
+def test_the_profilers_measurement_columns_are_accepted(tmp_path):
+    """A measured profile's extra columns (batches, median, spread, energy quality) load and are not used."""
+    extra = ",latency_p50_s,batches,latency_cv,energy_quality"
+    pp, cp = write(tmp_path, rows=["# ipa-ext profile 1: measured", "# machine: x"]
+                   + [r + ",0.01,12,0.05,estimated" for r in ROWS], header=HEADER.rstrip("\n") + extra + "\n")
+    pipe = load_pipeline(pp, cp)
+    assert pipe.stage("det").profile("small", 1.0, 1).latency_s == 0.1
+    yp = tmp_path / "p.yaml"
+    yp.write_text("- {stage: det, variant: small, cpu: 1, batch: 1, latency_s: 0.1, throughput_rps: 10, batches: 3}\n"
+                  "- {stage: det, variant: big, cpu: 1, batch: 1, latency_s: 0.3, throughput_rps: 3}\n"
+                  "- {stage: cls, variant: r18, cpu: 1, batch: 1, latency_s: 0.05, throughput_rps: 20}\n"
+                  "- {stage: cls, variant: r50, cpu: 1, batch: 1, latency_s: 0.08, throughput_rps: 12}\n")
+    assert load_pipeline(pp, yp).stage("det").profile("small", 1.0, 1).throughput_rps == 10

@@ -16,9 +16,11 @@ from .. import __version__
 from ..errors import IpaExtError
 from . import (adapt_cmd, bench_cmd, energy_cmd, models_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
                validate_cmd)
+from . import profile_cmd
 
 COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd, adapt_cmd,
             models_cmd)
+COMMANDS += (profile_cmd,)
 
 
 class _Parser(argparse.ArgumentParser):
