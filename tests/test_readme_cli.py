@@ -1,5 +1,5 @@
-"""The README's CLI reference names every option the parser accepts, so it stays true as
-commands grow."""
+"""The CLI reference (docs/cli.md) names every option the parser accepts, and the README's
+command table has a row for every command, so both stay true as commands grow."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 
 from ipa_ext.cli import build_parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+CLI_REFERENCE = ROOT / "docs" / "cli.md"
 
 
 def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
@@ -31,6 +33,7 @@ def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
 
 
 CASES = list(commands(build_parser()))
+COMMANDS = [words for words, _ in CASES if words]
 
 
 def names(text: str, option: str) -> bool:
@@ -38,9 +41,23 @@ def names(text: str, option: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text) is not None
 
 
+def rows(text: str, words: tuple[str, ...]) -> list[str]:
+    """The table rows of ``text`` whose first cell is ``ipa-ext WORDS ...``."""
+    command = " ".join(words)
+    return [l for l in text.splitlines()
+            if l.startswith(f"| `ipa-ext {command} ") or l.startswith(f"| `ipa-ext {command}`")]
+
+
 def test_options_are_matched_whole():
     assert names("[--out DIR]", "--out") and not names("[--output DIR]", "--out")
     assert not names("[--optimizer N]", "-o") and names("[-o\\|--source-option K=V]", "-o")
+
+
+def test_rows_are_found_by_their_whole_command():
+    text = "| `ipa-ext energy measure [--json]` | x |\n| `ipa-ext energy` | y |\n| `ipa-ext models list` | z |"
+    assert rows(text, ("energy", "measure")) == ["| `ipa-ext energy measure [--json]` | x |"]
+    assert rows(text, ("models", "list")) == ["| `ipa-ext models list` | z |"]
+    assert rows(text, ("model",)) == []
 
 
 def test_every_command_is_listed():
@@ -48,16 +65,21 @@ def test_every_command_is_listed():
 
 
 @pytest.mark.parametrize("words,options", CASES, ids=[" ".join(w) or "global" for w, _ in CASES])
-def test_the_readme_reference_names_every_option(words, options):
-    text = README.read_text(encoding="utf-8")
+def test_the_cli_reference_names_every_option(words, options):
+    text = CLI_REFERENCE.read_text(encoding="utf-8")
     if not words:
         line = next(l for l in text.splitlines() if l.startswith("Global flags:"))
         block = text[text.index(line):].split("\n\n")[0]
         missing = [o for o in options if not names(block, o)]
     else:
-        row = [l for l in text.splitlines() if l.startswith(f"| `ipa-ext {' '.join(words)} ")
-               or l.startswith(f"| `ipa-ext {' '.join(words)}`")]
-        assert len(row) == 1, f"README has {len(row)} reference rows for ipa-ext {' '.join(words)}"
-        cell = row[0].split("` |")[0]
+        found = rows(text, words)
+        assert len(found) == 1, f"docs/cli.md has {len(found)} reference rows for ipa-ext {' '.join(words)}"
+        cell = found[0].split("` |")[0]
         missing = [o for o in options if not names(cell, o)]
-    assert not missing, f"README's reference for ipa-ext {' '.join(words)} lacks {missing}"
+    assert not missing, f"docs/cli.md's reference for ipa-ext {' '.join(words)} lacks {missing}"
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=[" ".join(w) for w in COMMANDS])
+def test_the_readme_command_table_has_a_row_per_command(words):
+    found = rows(README.read_text(encoding="utf-8"), words)
+    assert len(found) == 1, f"README has {len(found)} command-table rows for ipa-ext {' '.join(words)}"
