@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
+WHERE_LIMIT = 120
+"""The longest field path an error names before it is cut short."""
+
+
 class IpaExtError(Exception):
     """Base class for every error ipa-ext reports to a user."""
 
@@ -18,7 +22,8 @@ class IpaExtError(Exception):
 class InputError(IpaExtError):
     """Bad user input: a config, profile, trace or log that cannot be used.
 
-    The message names the file and, where there is one, the row or field.
+    The message names the file and, where there is one, the row or field (a field
+    path longer than :data:`WHERE_LIMIT` characters, built from hostile keys, is cut).
     """
 
     def __init__(
@@ -29,6 +34,8 @@ class InputError(IpaExtError):
         where: str | None = None,
     ) -> None:
         self.path = str(path) if path is not None else None
+        if where is not None and len(where) > WHERE_LIMIT:
+            where = where[:WHERE_LIMIT] + "..."
         self.where = where
         self.detail = message
         prefix = ""

@@ -13,59 +13,18 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 from .errors import ProfileError
 from .model import Pipeline, Profile, Stage, Variant
+from .numeric import number
+from .show import shown
+from .yamlio import read_file as read_yaml
 
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
 OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects repeated mapping keys instead of keeping the last."""
-
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(
-    path: str | Path, error: type[ProfileError] = ProfileError, *, unique_keys: bool = True
-) -> Any:
-    """Read a YAML file, turning I/O and syntax problems into one-line errors.
-
-    Repeated mapping keys are an error unless ``unique_keys`` is False (upstream
-    IPA configs repeat some keys and rely on the last one winning).
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error("file not found", path=p) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read: {exc}", path=p) from None
-    try:
-        if unique_keys:
-            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise error(f"malformed YAML: {problem}", path=p, where=where) from None
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -89,7 +48,7 @@ def parse_pipeline_definition(
             raise ProfileError("each stage needs a 'name'", path=path, where=where)
         sname = _name(st["name"], path=path, where=f"{where}.name")
         if sname in seen:
-            raise ProfileError(f"duplicate stage {sname!r}", path=path, where=where)
+            raise ProfileError(f"duplicate stage {shown(sname)}", path=path, where=where)
         seen.add(sname)
         variants = _parse_variants(st.get("variants"), path=path, where=f"{where}.variants")
         stages.append((sname, variants))
@@ -100,7 +59,7 @@ def _name(value: Any, *, path: str | Path | None, where: str) -> str:
     """A pipeline, stage or variant name: a non-empty string (YAML numbers such as ``18``
     are taken as their text); lists, mappings, booleans and null are refused."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
-        raise ProfileError(f"a name must be a non-empty string, got {value!r}", path=path, where=where)
+        raise ProfileError(f"a name must be a non-empty string, got {shown(value)}", path=path, where=where)
     return str(value)
 
 
@@ -132,15 +91,7 @@ def _parse_variants(raw: Any, *, path: str | Path | None, where: str) -> list[Va
 
 
 def _finite(value: Any, *, path: str | Path | None, where: str) -> float:
-    if isinstance(value, bool):
-        raise ProfileError(f"{value!r} is not a number", path=path, where=where)
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ProfileError(f"{value!r} is not a number", path=path, where=where) from None
-    if not math.isfinite(x):
-        raise ProfileError(f"{value!r} is not a finite number", path=path, where=where)
-    return x
+    return number(value, where, path=path, error=ProfileError, text=True)
 
 
 # --------------------------------------------------------------------------- profiles
@@ -232,12 +183,8 @@ def parse_profile_row(row: Mapping[str, Any], *, path: str | Path, where: str) -
             return None
         if v is None or v == "":
             raise ProfileError(f"column {col}: empty", path=path, where=where)
-        x = _finite(v, path=path, where=f"{where}: column {col}")
-        if positive and x <= 0:
-            raise ProfileError(f"column {col}: must be > 0, got {v}", path=path, where=where)
-        if not positive and x < 0:
-            raise ProfileError(f"column {col}: must be >= 0, got {v}", path=path, where=where)
-        return x
+        return number(v, f"{where}: column {col}", path=path, error=ProfileError, text=True,
+                      positive=positive, minimum=None if positive else 0.0)
 
     stage = str(row.get("stage", "")).strip()
     variant = str(row.get("variant", "")).strip()
@@ -246,7 +193,8 @@ def parse_profile_row(row: Mapping[str, Any], *, path: str | Path, where: str) -
     batch_f = num("batch", positive=True)
     assert batch_f is not None
     if batch_f != int(batch_f):
-        raise ProfileError(f"column batch: must be a whole number, got {row.get('batch')}", path=path, where=where)
+        raise ProfileError(f"column batch: must be a whole number, got {shown(row.get('batch'))}", path=path,
+                           where=where)
     cpu = num("cpu", positive=True)
     latency = num("latency_s", positive=True)
     thr = num("throughput_rps", positive=True)
@@ -278,13 +226,13 @@ def build_pipeline(
         prof = parse_profile_row(row, path=profiles_path, where=where)
         if prof.stage not in variants_of:
             raise ProfileError(
-                f"unknown stage {prof.stage!r} (pipeline stages: {', '.join(variants_of)})",
+                f"unknown stage {shown(prof.stage)} (pipeline stages: {', '.join(variants_of)})",
                 path=profiles_path,
                 where=where,
             )
         if prof.variant not in variants_of[prof.stage]:
             raise ProfileError(
-                f"variant {prof.variant!r} is not defined for stage {prof.stage!r}"
+                f"variant {shown(prof.variant)} is not defined for stage {shown(prof.stage)}"
                 " (or has no accuracy)",
                 path=profiles_path,
                 where=where,
@@ -304,7 +252,7 @@ def build_pipeline(
         for v in variants:
             if not any(k[0] == v.name for k in profs):
                 raise ProfileError(
-                    f"variant {v.name!r} of stage {sname!r} has no profile rows",
+                    f"variant {shown(v.name)} of stage {shown(sname)} has no profile rows",
                     path=profiles_path,
                 )
         stages.append(Stage(sname, tuple(variants), dict(profs)))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import load_config
-from ..ipa_config import looks_like_ipa_config, map_ipa_config
-from ..profiles import read_yaml
-from ..errors import ConfigError
 from pathlib import Path
 
+from ..config import load_config
+from ..errors import ConfigError
+from ..ipa_config import looks_like_ipa_config, map_ipa_config
+from ..show import shown
+from ..yamlio import read_file
 from .common import load_host, print_json, table, warn_failures
 
 
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = read_yaml(args.config, ConfigError, unique_keys=False)
+    data = read_file(args.config, ConfigError, unique_keys=False)
     if looks_like_ipa_config(data):
         return _ipa(args, data)
     config = load_config(args.config)
@@ -85,7 +86,7 @@ def _ipa(args: argparse.Namespace, data) -> int:
     print(f"{ipa.path}: an upstream IPA config")
     print("maps to ipa-ext keys:")
     for k, v in ipa.values.items():
-        print(f"  {k}: {v}")
+        print(f"  {k}: {shown(v, None, plain=True)}")
     print("ignored:")
     for k, why in ipa.ignored.items():
         print(f"  {k}: {why}")
