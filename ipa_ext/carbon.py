@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .numeric import number
+from .numeric import MODEL_LIMIT, number
 from .show import shown
 
 
@@ -27,7 +27,8 @@ class CarbonIntensity:
 
     @classmethod
     def constant(cls, value: float) -> CarbonIntensity:
-        return cls((0.0,), (number(value, "carbon.intensity_g_per_kwh", minimum=0.0),), "constant")
+        return cls((0.0,), (number(value, "carbon.intensity_g_per_kwh", minimum=0.0, maximum=MODEL_LIMIT),),
+                   "constant")
 
     @classmethod
     def from_csv(cls, path: str | Path) -> CarbonIntensity:
@@ -50,7 +51,7 @@ class CarbonIntensity:
             if len(row) != 2:
                 raise ConfigError(f"expected two numbers, got {shown(row)}", path=p, where=f"row {n}")
             t = number(row[0], f"row {n}: time_s", path=p, text=True)
-            v = number(row[1], f"row {n}: g_per_kwh", path=p, text=True, minimum=0.0)
+            v = number(row[1], f"row {n}: g_per_kwh", path=p, text=True, minimum=0.0, maximum=MODEL_LIMIT)
             if times and t <= times[-1]:
                 raise ConfigError("time_s must increase", path=p, where=f"row {n}")
             times.append(t)

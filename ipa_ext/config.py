@@ -17,7 +17,7 @@ from .carbon import CarbonIntensity
 from .errors import ConfigError, InputError, ProfileError
 from .ipa_config import IpaConfig, read_ipa_config
 from .model import Configuration, Pipeline, StageConfig
-from .numeric import number
+from .numeric import MODEL_LIMIT, number
 from .problem import DEFAULT_WEIGHTS, MAX_SCALING_CAP, Problem, Settings
 from .profiles import load_pipeline
 from .show import shown
@@ -142,7 +142,8 @@ class _Reader:
         if key not in d or (d[key] is None and default is None and not required):
             return default
         return number(d[key], where or key, path=self.path, positive=positive,
-                      minimum=0.0 if nonneg else None, maximum=maximum, integer=integer, text=True)
+                      minimum=0.0 if nonneg else (None if positive else -MODEL_LIMIT),
+                      maximum=MODEL_LIMIT if maximum is None else maximum, integer=integer, text=True)
 
     def boolean(self, key: str, default: bool) -> bool:
         v = self.data.get(key, default)

@@ -17,6 +17,10 @@ from .errors import ConfigError, InputError
 from .show import int_text, shown
 
 FLOAT_MAX = sys.float_info.max
+MODEL_LIMIT = 1e15
+"""The largest magnitude of a number in a pipeline, profile or the optimizer settings (accuracy,
+latency, throughput, power, weights, caps, thresholds): far beyond real values, and small
+enough that weights x terms, sums and Q-values never overflow a float."""
 
 
 class NumberError(ValueError):
@@ -46,6 +50,8 @@ def _parse(value: Any, text: bool) -> float | int:
 
 
 def _bound(b: float) -> str:
+    if isinstance(b, int):
+        return str(b)
     return str(int(b)) if b == int(b) and abs(b) < 1e15 else f"{b:g}"
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from .errors import ProfileError
 from .model import Pipeline, Profile, Stage, Variant
-from .numeric import number
+from .numeric import MODEL_LIMIT, number
 from .show import shown
 from .yamlio import read_file as read_yaml
 
@@ -91,7 +91,8 @@ def _parse_variants(raw: Any, *, path: str | Path | None, where: str) -> list[Va
 
 
 def _finite(value: Any, *, path: str | Path | None, where: str) -> float:
-    return number(value, where, path=path, error=ProfileError, text=True)
+    return number(value, where, path=path, error=ProfileError, text=True, minimum=-MODEL_LIMIT,
+                  maximum=MODEL_LIMIT)
 
 
 # --------------------------------------------------------------------------- profiles
@@ -184,7 +185,7 @@ def parse_profile_row(row: Mapping[str, Any], *, path: str | Path, where: str) -
         if v is None or v == "":
             raise ProfileError(f"column {col}: empty", path=path, where=where)
         return number(v, f"{where}: column {col}", path=path, error=ProfileError, text=True,
-                      positive=positive, minimum=None if positive else 0.0)
+                      positive=positive, minimum=None if positive else 0.0, maximum=MODEL_LIMIT)
 
     stage = str(row.get("stage", "")).strip()
     variant = str(row.get("variant", "")).strip()

@@ -179,10 +179,8 @@ def window(
         raise InputError(f"window {start}-{end} ends after the trace's {n} seconds", path=path, where="window")
     out = series[start:end]
     if damping_factor is not None:
-        d = int(damping_factor)
-        if d != damping_factor or d < 1:
-            raise InputError(f"damping_factor must be a whole number >= 1, got {shown(damping_factor)}",
-                             path=path, where="damping_factor")
+        d = number(damping_factor, "damping_factor", path=path, error=InputError, integer=True, minimum=1,
+                   maximum=INT64_MAX)
         out = out // d
     return np.ascontiguousarray(out, dtype=np.int64)
 
@@ -385,6 +383,14 @@ def twitter(
     return Workload(label, rates, "trace", params)
 
 
+def _exists(path: str) -> bool:
+    """Whether a path names something; False for a name the system refuses (too long, ...)."""
+    try:
+        return Path(path).exists()
+    except OSError:
+        return False
+
+
 def parse_window(text: str) -> tuple[int, int]:
     """``START-END`` or ``START:END`` in seconds."""
     for sep in ("-", ":"):
@@ -443,7 +449,7 @@ def resolve(
         return from_section(section or None, base_dir, config_path)
 
     kind, name = "", spec
-    if ":" in spec and not Path(spec).exists():
+    if ":" in spec and not _exists(spec):
         kind, _, name = spec.partition(":")
     if kind == "synthetic" or (not kind and name in SYNTHETIC_PATTERNS and name not in IPA_WINDOWS):
         if windowed:
@@ -475,7 +481,7 @@ def resolve(
         raise InputError(f"unknown workload kind {shown(kind)} in {shown(spec)} (synthetic:NAME, twitter:NAME or a path)",
                          where=flag)
     p = Path(spec)
-    if not p.exists():
+    if not _exists(spec):
         known = ", ".join(dict.fromkeys([*SYNTHETIC_PATTERNS, *IPA_WINDOWS]))
         raise InputError(f"no such workload name or file {shown(spec)} (names: {known}; or a trace path)",
                          where=flag)

@@ -58,8 +58,8 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().construct_object(node, deep=deep)
         except yaml.YAMLError:
             raise
-        except (ValueError, TypeError, OverflowError):
-            tag = str(node.tag).rsplit(":", 1)[-1]
+        except Exception:  # noqa: BLE001 - PyYAML's constructors raise assorted built-in errors
+            tag = str(node.tag).rsplit(":", 1)[-1]  # on malformed tagged values (!!int "", !!bool x)
             raise ConstructorError(None, None, f"not a valid {tag}: {shown(node.value)}",
                                    node.start_mark) from None
 
@@ -160,7 +160,7 @@ def load_text(
         else:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(f"malformed YAML: {clip(problem, 200)}", path=p, where=where) from None
-    except (ValueError, TypeError, OverflowError) as exc:  # from a deferred constructor
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as exc:  # a deferred constructor's
         raise error(f"malformed YAML: {clip(str(exc), 200)}", path=p) from None
     finally:
         if loader is not None:

@@ -213,7 +213,7 @@ def _check_magnitudes(sel: Selection, name: str) -> None:
         worst = max((abs(x) for row in rows for x in row), default=0.0)
         if not worst <= MAX_MAGNITUDE:
             raise ConfigError(
-                f"the {name} model needs a {what} of {worst:.3g} (weights x profile values), beyond "
+                f"the {name} model needs {what} of {worst:.3g} (weights x profile values), beyond "
                 f"the {MAX_MAGNITUDE:.0e} a MILP solver represents; scale the weights or the profile's "
                 "units down, or use brute-force", where=where)
 

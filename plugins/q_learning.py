@@ -118,7 +118,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from ipa_ext import hookimpl
 from ipa_ext.errors import ConfigError, InputError
 from ipa_ext.model import Configuration, StageConfig
-from ipa_ext.numeric import NumberError, as_number, option
+from ipa_ext.numeric import MODEL_LIMIT, NumberError, as_number, option
 from ipa_ext.show import shown
 from ipa_ext.optimizers import Decision, Optimizer
 from ipa_ext.problem import Evaluation, Option, Problem, replicas_needed, within
@@ -702,14 +702,17 @@ class Policy:
 
 def _number(name: str, value: Any, lo: float | None = None, hi: float | None = None,
             integer: bool = False) -> Any:
-    """An option's value checked to be a (whole) number within bounds; ValueError otherwise."""
-    return option(name, value, minimum=lo, maximum=hi, integer=integer)
+    """An option's value checked to be a (whole) number within bounds (at most MODEL_LIMIT in
+    magnitude, so that rewards and Q-values never overflow); ValueError otherwise."""
+    return option(name, value, minimum=-MODEL_LIMIT if lo is None else lo,
+                  maximum=MODEL_LIMIT if hi is None else hi, integer=integer)
 
 
 def _is_number(value: Any) -> bool:
-    """A finite number that fits a float (what a saved table's numbers must be)."""
+    """A finite number of magnitude at most 1e200 (what a saved table's numbers must be: updates
+    on larger ones could overflow)."""
     try:
-        as_number(value)
+        as_number(value, minimum=-1e200, maximum=1e200)
     except NumberError:
         return False
     return True

@@ -214,3 +214,72 @@ def test_an_unexpected_exception_is_a_bug_report_line_with_its_own_code(monkeypa
     assert "please report it" in line and "--debug" in line
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "validate", str(VIDEO / "config.yaml")])
+
+
+# --------------------------------------------------------------------------- found by tests/fuzz
+
+
+@pytest.mark.parametrize("extra, field, problem", [
+    ("weights: {alpha: 1.7e+308}\n", "weights.alpha", "must be <= 1e+15, got 1.7e+308"),
+    ("weights: {beta: -1.0e+16}\n", "weights.beta", "must be >= -1e+15"),
+    ("sla_factor: 5.0e-324\n", "sla_factor", "the SLA derived from sla_factor 4.94066e-324"),
+    ("threshold: !!int ''\n", "line 3, column 12", "malformed YAML: not a valid int: ''"),
+    ("threshold: !!bool x\n", "line 3, column 12", "malformed YAML: not a valid bool: 'x'"),
+])
+def test_more_bad_settings_name_file_and_field(tmp_path, capsys, extra, field, problem):
+    c = tmp_path / "c.yaml"
+    c.write_text(BASE + extra)
+    code, _, err = cli(capsys, "optimize", c, "--rate", "10")
+    assert code == 2
+    one_error_line(err, f"{c}: {field}: {problem}")
+
+
+def test_a_model_beyond_what_a_milp_solver_represents_is_refused_plainly(tmp_path, capsys):
+    c = tmp_path / "c.yaml"
+    c.write_text(BASE + "weights: {gamma: 1.0e+15}\nbatching_cap: 8\n")
+    code, _, err = cli(capsys, "optimize", c, "--rate", "10")
+    assert code == 2
+    one_error_line(err, "weights: the ilp model needs an objective coefficient of", "beyond the 1e+15")
+    code, _, err = cli(capsys, "optimize", c, "--rate", "10", "--optimizer", "brute-force")
+    assert code in (0, 1), err
+
+
+def test_a_huge_sla_still_simulates(tmp_path, capsys):
+    c = tmp_path / "c.yaml"
+    c.write_text((VIDEO / "config.yaml").read_text().replace("pipeline.yaml", str(VIDEO / "pipeline.yaml"))
+                 .replace("profiles.csv", str(VIDEO / "profiles.csv")).replace("duration_s: 1200", "duration_s: 30")
+                 + "sla_s: 1.0e+15\n")
+    code, _, err = cli(capsys, "simulate", c, "--quiet", "--no-seconds", "--out", tmp_path / "o")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--damping", "99999999999999999999"], ["damping_factor: must be <= 9223372036854775807"]),
+    (["--workload", "x" * 300], ["--workload: no such workload name or file 'xxx", "..."]),
+])
+def test_bad_simulate_arguments(tmp_path, capsys, argv, needles):
+    t = tmp_path / "trace.txt"
+    t.write_text("5 6 7 8 9 10")
+    extra = ["--trace", t, "--window", "0-5"] if "--damping" in argv else []
+    code, _, err = cli(capsys, "simulate", VIDEO / "config.yaml", *extra, *argv, "--quiet", "--out", tmp_path / "o")
+    assert code == 2
+    one_error_line(err, *needles)
+
+
+def test_a_log_name_the_system_refuses_is_an_input_error(capsys):
+    code, _, err = cli(capsys, "energy", "report", "x" * 300)
+    assert code == 2
+    one_error_line(err, "cannot read: File name too long")
+
+
+def test_a_q_learning_option_that_would_overflow_is_refused(capsys):
+    code, _, err = cli(capsys, "optimize", VIDEO / "config.yaml", "--rate", "10", "--optimizer",
+                       "q-learning:episodes=5:penalty=1.0e+300")
+    assert code == 2
+    one_error_line(err, "penalty must be <= 1e+15, got 1.0e+300")
+
+
+def test_an_infeasible_decision_has_its_error_line_also_with_json(capsys):
+    code, out, err = cli(capsys, "optimize", VIDEO / "config.yaml", "--rate", "1e9", "--json")
+    assert code == 1 and '"feasible": false' in out
+    one_error_line(err, "no feasible configuration")

@@ -122,11 +122,10 @@ def run(args: argparse.Namespace) -> int:
         print_json(decision_dict(problem, decision))
     else:
         _print(problem, decision)
-    if not decision.feasible:
-        if not args.json:
-            import sys
+    if not decision.feasible:  # stderr also with --json: exit 1 always comes with its one line
+        import sys
 
-            print(f"ipa-ext: error: {decision.reason}", file=sys.stderr)
+        print(f"ipa-ext: error: {decision.reason}", file=sys.stderr)
         return 1
     return 0
 

@@ -123,8 +123,11 @@ def _first_content(path: Path) -> str:
 def load_log(path: str | Path) -> EnergyLog:
     """Read a perf interval log or an ipa-ext interval CSV."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError("no such file", path=p)
+    try:
+        if not p.is_file():
+            raise InputError("no such file", path=p)
+    except OSError as exc:  # a name too long, a path through a file, ...
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=p) from None
     first = _first_content(p)
     if first.lstrip().startswith("time_s,interval_s,"):
         return _load_ipa_ext_csv(p)
