@@ -162,6 +162,9 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
                 initial[str(t)] = entry
             out["initial"] = initial
 
+    for key in ("predictor_type", "backup_predictor_type", "workload_type"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ConfigError(f"expected a name, got {shown(data[key])}", path=p, where=key)
     predictor: dict[str, Any] = {}
     if "predictor_type" in data:
         predictor["name"] = data["predictor_type"]

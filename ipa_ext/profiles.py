@@ -20,7 +20,7 @@ from .errors import ProfileError
 from .model import Pipeline, Profile, Stage, Variant
 from .numeric import MODEL_LIMIT, number
 from .show import shown
-from .yamlio import read_file as read_yaml
+from .yamlio import read_file
 
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
 OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
@@ -102,7 +102,7 @@ def read_profile_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """Read raw profile rows from CSV or YAML as ``(location, row)`` pairs."""
     p = Path(path)
     if p.suffix.lower() in (".yaml", ".yml"):
-        data = read_yaml(p)
+        data = read_file(p)
         if isinstance(data, Mapping):
             data = data.get("profiles")
         if not isinstance(data, list):
@@ -272,7 +272,7 @@ def load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Path
         ppath: Path | None = None
     else:
         ppath = Path(pipeline)
-        data = read_yaml(ppath)
+        data = read_file(ppath)
     name, stage_defs = parse_pipeline_definition(data, path=ppath)
     if profiles is None:
         inline = data.get("profiles") if isinstance(data, Mapping) else None

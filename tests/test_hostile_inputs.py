@@ -283,3 +283,13 @@ def test_an_infeasible_decision_has_its_error_line_also_with_json(capsys):
     code, out, err = cli(capsys, "optimize", VIDEO / "config.yaml", "--rate", "1e9", "--json")
     assert code == 1 and '"feasible": false' in out
     one_error_line(err, "no feasible configuration")
+
+
+def test_an_ipa_predictor_type_that_is_not_a_name(tmp_path, capsys):
+    ipa = tmp_path / "video-1.yaml"
+    text = (SHARED / "ipa-configs" / "video-1.yaml").read_text()
+    ipa.write_text("\n".join("predictor_type: []" if ln.startswith("predictor_type:") else ln
+                             for ln in text.splitlines()))
+    code, _, err = cli(capsys, "validate", ipa)
+    assert code == 2
+    one_error_line(err, f"{ipa}: predictor_type: expected a name, got []")

@@ -39,7 +39,7 @@ def profile_table(draw: st.DrawFn) -> list[list[str]]:
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["cell", "cell", "cell", "row", "dup", "column", "header"]))
         r = draw(st.integers(0, len(rows) - 1))
-        if op == "cell":
+        if op == "cell" and rows[r]:
             rows[r][draw(st.integers(0, len(rows[r]) - 1))] = draw(cell)
         elif op == "row":
             rows.append(draw(st.lists(cell, min_size=0, max_size=len(header) + 2)))
