@@ -77,7 +77,9 @@ class UnknownNameError(ConfigError):
         self.name = name
         self.available = sorted(available)
         choices = ", ".join(self.available) if self.available else "none registered"
-        super().__init__(f"unknown {kind} {name!r} (available: {choices})", path=path, where=where)
+        from .show import shown
+
+        super().__init__(f"unknown {kind} {shown(name)} (available: {choices})", path=path, where=where)
 
 
 class InfeasibleError(IpaExtError):

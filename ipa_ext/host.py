@@ -36,7 +36,7 @@ from .errors import ConfigError, PluginError, UnknownNameError
 from .objectives import Objective
 from .optimizers import Optimizer
 from .predictors import Predictor
-from .show import clip
+from .show import clip, shown
 
 ENTRY_POINT_GROUP = "ipa_ext"
 DIST_NAME = "ipa-ext"
@@ -144,7 +144,7 @@ def option_problem(factory: Any, exc: TypeError) -> str:
     if unknown:
         known = known_options(factory)
         tail = f" (known: {', '.join(known)})" if known else " (it takes none)" if known == [] else ""
-        return f"unknown option {unknown.group(1)!r}{tail}"
+        return f"unknown option {shown(unknown.group(1))}{tail}"
     if text.endswith("takes no arguments"):
         return "takes no options"
     missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$", text)
@@ -208,9 +208,9 @@ class Registry:
         try:
             obj = reg.factory(**dict(options or {}))
         except TypeError as exc:
-            raise ConfigError(f"{kind} {name!r}: {option_problem(reg.factory, exc)}", where=where) from None
+            raise ConfigError(f"{kind} {shown(name)}: {option_problem(reg.factory, exc)}", where=where) from None
         except (ValueError, KeyError, ArithmeticError) as exc:  # ArithmeticError: a number out of range
-            raise ConfigError(f"{kind} {name!r}: {clip(str(exc))}", where=where) from None
+            raise ConfigError(f"{kind} {shown(name)}: {clip(str(exc))}", where=where) from None
         base = KIND_BASES[kind]
         if not isinstance(obj, base):
             raise PluginError(

@@ -293,3 +293,21 @@ def test_an_ipa_predictor_type_that_is_not_a_name(tmp_path, capsys):
     code, _, err = cli(capsys, "validate", ipa)
     assert code == 2
     one_error_line(err, f"{ipa}: predictor_type: expected a name, got []")
+
+
+@pytest.mark.parametrize("extra", [f"optimizer: {'x' * 5000}\n",
+                                   f"optimizer: {{name: ilp, options: {{{'x' * 1000}: 1}}}}\n"])
+def test_a_long_name_is_quoted_briefly(tmp_path, capsys, extra):
+    c = tmp_path / "c.yaml"
+    c.write_text(BASE + extra)
+    code, _, err = cli(capsys, "validate", c)
+    assert code == 2
+    assert len(one_error_line(err, "'xxxxxxxx", "...")) < 400
+
+
+def test_a_long_perf_count_is_quoted_briefly(tmp_path, capsys):
+    log = tmp_path / "perf.txt"
+    log.write_text("     1.000107406   " + "9" * 5000 + " Joules power/energy-pkg/\n" * 2)
+    code, _, err = cli(capsys, "energy", "report", log)
+    assert code == 2
+    assert len(one_error_line(err, f"{log}: line 1:")) < 400

@@ -9,6 +9,7 @@ from ..config import load_config, parse_policy
 from ..errors import ConfigError
 from ..optimizers import Decision
 from ..problem import Evaluation, Problem
+from ..show import shown
 from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
 
 
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         name, cli_options = parse_policy(args.optimizer)
         for key in cli_options.keys() & flags.keys():
             if cli_options[key] != flags[key]:
-                raise ConfigError(f"{key} is {cli_options[key]!r} here and {flags[key]!r} in its own flag; "
+                raise ConfigError(f"{key} is {shown(cli_options[key])} here and {shown(flags[key])} in its own flag; "
                                   "give it once", where="--optimizer")
         base = dict(config.optimizer.options) if name == config.optimizer.name else {}
         options, where, path = {**base, **cli_options}, "--optimizer", None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import InputError
+from ..show import shown
 from .perfstat import detect_format, parse_line
 from .source import Domain
 
@@ -156,9 +157,9 @@ def _load_perf(p: Path) -> EnergyLog:
                 truncated = True
                 warnings.append(f"line {n} is cut short (truncated file); it was dropped")
                 continue
-            shown = text.strip()
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            pending_error = InputError(f"not a perf stat line ({exc}): {shown!r}", path=p, where=f"line {n}")
+            line = text.strip()
+            line = line if len(line) <= 60 else line[:57] + "..."
+            pending_error = InputError(f"not a perf stat line ({exc}): {line!r}", path=p, where=f"line {n}")
             continue
         if rec is None:
             continue
@@ -248,7 +249,8 @@ def _load_ipa_ext_csv(p: Path) -> EnergyLog:
             raise InputError("time_s, interval_s and energy_j must be finite (interval_s >= 0)", path=p, where=f"line {n}")
         quality = row["quality"]
         if quality not in ("measured", "estimated"):
-            raise InputError(f"quality must be measured or estimated, got {quality!r}", path=p, where=f"line {n}")
+            raise InputError(f"quality must be measured or estimated, got {shown(quality)}", path=p,
+                             where=f"line {n}")
         if t not in index:
             if times and t < times[-1]:
                 raise InputError(f"time goes backwards ({t} after {times[-1]})", path=p, where=f"line {n}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..show import shown
+
 NOT_COUNTED = "<not counted>"
 NOT_SUPPORTED = "<not supported>"
 _SPECIAL = (NOT_COUNTED, NOT_SUPPORTED)
@@ -51,11 +53,11 @@ def _record(time_s: float | None, count: str, unit: str, event: str) -> PerfReco
     try:
         value = _number(count)
     except ValueError:
-        raise ValueError(f"count {count!r} is not a number") from None
+        raise ValueError(f"count {shown(count)} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"count {count!r} is not finite")
+        raise ValueError(f"count {shown(count)} is not finite")
     if value < 0:
-        raise ValueError(f"count {count!r} is negative; perf counts never are")
+        raise ValueError(f"count {shown(count)} is negative; perf counts never are")
     return PerfRecord(time_s, event, value, unit)
 
 
@@ -86,11 +88,11 @@ def parse_human_line(line: str) -> PerfRecord | None:
     rest = _TRAILER.sub("", " " + m.group("rest")).strip()
     parts = rest.split()
     if parts and _is_float(parts[0]) and float(parts[0]) < 0:
-        raise ValueError(f"count {parts[0]!r} is negative; perf counts never are")
+        raise ValueError(f"count {shown(parts[0])} is negative; perf counts never are")
     if parts and (parts[0][:1].isdigit() or _is_float(parts[0])):
-        raise ValueError(f"unexpected {parts[0]!r} where a unit or event belongs")
+        raise ValueError(f"unexpected {shown(parts[0])} where a unit or event belongs")
     if len(parts) == 1 and parts[0] in _UNITS:
-        raise ValueError(f"no event name after the unit {parts[0]!r}")
+        raise ValueError(f"no event name after the unit {shown(parts[0])}")
     if len(parts) == 1:
         unit, event = "", parts[0]
     elif len(parts) >= 2:
