@@ -311,3 +311,10 @@ def test_a_long_perf_count_is_quoted_briefly(tmp_path, capsys):
     code, _, err = cli(capsys, "energy", "report", log)
     assert code == 2
     assert len(one_error_line(err, f"{log}: line 1:")) < 400
+
+
+def test_usage_errors_quote_values_briefly(capsys):
+    with pytest.raises(SystemExit):
+        main(["x" * 3000])
+    line = one_error_line(capsys.readouterr().err, "invalid choice: 'xxxx", "...'")
+    assert len(line) < 500

@@ -10,11 +10,13 @@ with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import IpaExtError
+from ..show import QUOTE_LIMIT
 from . import (adapt_cmd, bench_cmd, energy_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
                validate_cmd)
 
@@ -41,6 +43,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sub = self.prog.removeprefix("ipa-ext").strip()  # argparse's prog: "ipa-ext" or "ipa-ext validate"
         where = f"{sub}: " if sub else ""
+        message = re.sub(r"'([^']{%d})[^']+'" % QUOTE_LIMIT, r"'\1...'", message)  # argparse quotes values whole
         self.exit(2, f"ipa-ext: error: {where}{_line(message)} (see {self.prog} --help)\n")
 
 
