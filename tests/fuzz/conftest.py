@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import fuzzkit
+from . import fuzzkit
 
 HERE = Path(__file__).resolve().parent
 

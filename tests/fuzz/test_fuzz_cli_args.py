@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fuzzkit
-import hostile
+from . import fuzzkit, hostile
+
 
 SHORT = (hostile.VIDEO / "config.yaml").read_text().replace(
     "pipeline.yaml", str(hostile.VIDEO / "pipeline.yaml")).replace(

@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fuzzkit
-import hostile
 from ipa_ext.config import TOP_LEVEL_KEYS
+
+from . import fuzzkit, hostile
 
 BASE = hostile.load(hostile.VIDEO / "config.yaml")
 BASE.update(

@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fuzzkit
-import hostile
 from ipa_ext.numeric import MODEL_LIMIT
+
+from . import fuzzkit, hostile
 
 
 def edge(lo: float, hi: float) -> st.SearchStrategy[float]:

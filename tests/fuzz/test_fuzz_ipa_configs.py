@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fuzzkit
-import hostile
 from ipa_ext.ipa_config import DIRECT_KEYS, IGNORED_KEYS
+
+from . import fuzzkit, hostile
 
 BASES = {name: hostile.load(hostile.SHARED / "ipa-configs" / name)
          for name in ("video-1.yaml", "pipeline-simulation-video.yaml")}

@@ -11,8 +11,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fuzzkit
-import hostile
+from . import fuzzkit, hostile
+
 
 REAL = sorted((hostile.SHARED / "perf-logs").glob("*"))
 REAL_LINES = {}

@@ -9,13 +9,13 @@ import io
 import tempfile
 from pathlib import Path
 
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fuzzkit
-import hostile
-import yaml
 from ipa_ext.profiles import ALL_COLUMNS
+
+from . import fuzzkit, hostile
 
 PIPELINE = hostile.load(hostile.VIDEO / "pipeline.yaml")
 PROFILE_LINES = [ln for ln in (hostile.VIDEO / "profiles.csv").read_text().splitlines()

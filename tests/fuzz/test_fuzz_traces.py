@@ -14,8 +14,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fuzzkit
-import hostile
+from . import fuzzkit, hostile
+
 
 CONFIG = (hostile.VIDEO / "config.yaml").read_text().replace(
     "pipeline.yaml", str(hostile.VIDEO / "pipeline.yaml")).replace("profiles.csv", str(hostile.VIDEO / "profiles.csv"))
