@@ -66,11 +66,13 @@ class _BoundedLoader(yaml.SafeLoader):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *base": the base class merges; this file's own keys override
             key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)
             except TypeError:
-                raise ConstructorError(None, None, f"a key must be a scalar, got {shown(key)}",
+                raise ConstructorError(None, None, "a key must be a scalar (a name or a number)",
                                        key_node.start_mark) from None
             if self.unique_keys and key in seen:
                 raise ConstructorError(None, None, f"duplicate key {shown(key)}", key_node.start_mark)

@@ -127,7 +127,7 @@ def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path, capsys):
     ("a: &r [*r]\n", "a recursive alias"),
     ("a: 1" + "0" * 5000 + "\n", "an integer of 5001 digits is too long"),
     ("a: !!float abc\n", "not a valid float"),
-    ("a: {[1]: 2}\n", "a key must be a scalar"),
+    ("a: {[1]: 2}\n", "a key must be a scalar (a name or a number)"),
     ("a: 1\na: 2\n", "duplicate key 'a'"),
     ("\x1f", "unacceptable character #x001f"),
 ])
@@ -318,3 +318,11 @@ def test_usage_errors_quote_values_briefly(capsys):
         main(["x" * 3000])
     line = one_error_line(capsys.readouterr().err, "invalid choice: 'xxxx", "...'")
     assert len(line) < 500
+
+
+def test_yaml_merge_keys_work_and_own_keys_override():
+    from ipa_ext.yamlio import load_text
+
+    doc = "base: &b {cpu: 1, batch: 2}\nx: {<<: *b, batch: 4}\n"
+    assert load_text(doc)["x"] == {"cpu": 1, "batch": 4}
+    assert load_text(doc, unique_keys=False)["x"] == {"cpu": 1, "batch": 4}
