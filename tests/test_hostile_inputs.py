@@ -326,3 +326,17 @@ def test_yaml_merge_keys_work_and_own_keys_override():
     doc = "base: &b {cpu: 1, batch: 2}\nx: {<<: *b, batch: 4}\n"
     assert load_text(doc)["x"] == {"cpu": 1, "batch": 4}
     assert load_text(doc, unique_keys=False)["x"] == {"cpu": 1, "batch": 4}
+
+
+@pytest.mark.parametrize("option, problem", [
+    ("estimate.cpus=" + HUGE, "cpus: expected a number up to 1.8e+308"),
+    ("estimate.cpus=.inf", "cpus: expected a finite number, got .inf"),
+    ("estimate.idle_fraction=1", "idle_fraction must be in [0, 1)"),
+    ("rapl.max_power_w=" + HUGE, "max_power_w: expected a number up to 1.8e+308"),
+    ("perf.probe_s=1.0e+300", "probe_s must be <= 60"),
+])
+def test_bad_energy_source_options_are_config_errors(capsys, option, problem):
+    source = option.split(".")[0]
+    code, _, err = cli(capsys, "energy", "probe", "--source", source, "-o", option)
+    assert code == 2
+    one_error_line(err, "--source-option:", problem)
