@@ -11,6 +11,12 @@ from pathlib import Path
 
 WHERE_LIMIT = 120
 """The longest field path an error names before it is cut short."""
+PATH_LIMIT = 200
+"""The longest file path an error names whole (longer ones keep their start and end)."""
+
+
+def _short_path(path: str) -> str:
+    return path if len(path) <= PATH_LIMIT else f"{path[:120]}...{path[-60:]}"
 
 
 class IpaExtError(Exception):
@@ -40,7 +46,7 @@ class InputError(IpaExtError):
         self.detail = message
         prefix = ""
         if self.path is not None:
-            prefix = self.path
+            prefix = _short_path(self.path)
             if where:
                 prefix += f": {where}"
             prefix += ": "

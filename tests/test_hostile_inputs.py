@@ -340,3 +340,23 @@ def test_bad_energy_source_options_are_config_errors(capsys, option, problem):
     code, _, err = cli(capsys, "energy", "probe", "--source", source, "-o", option)
     assert code == 2
     one_error_line(err, "--source-option:", problem)
+
+
+@pytest.mark.parametrize("text", [
+    "1e400,0.00,Joules,power/energy-pkg/,1000,100.00,,\n2.0,1.00,Joules,power/energy-pkg/,1000,100.00,,\n",
+    f"     {'9' * 400}.1   1.00 Joules power/energy-pkg/\n     2.0   1.00 Joules power/energy-pkg/\n",
+])
+def test_a_perf_timestamp_that_is_not_finite_is_an_input_error(tmp_path, capsys, text):
+    log = tmp_path / "perf.log"
+    log.write_text(text)
+    code, _, err = cli(capsys, "energy", "report", log)
+    assert code == 2
+    one_error_line(err, f"{log}: line 1: not a perf stat line (time ", "is not a finite number of seconds")
+
+
+def test_a_long_file_path_is_named_briefly(tmp_path, capsys):
+    c = tmp_path / "c.yaml"
+    c.write_text(f"pipeline: {'x' * 3000}.yaml\n")
+    code, _, err = cli(capsys, "validate", c)
+    assert code == 2
+    assert len(one_error_line(err, "xxxxx...xxxxx", ".yaml: cannot read")) < 400

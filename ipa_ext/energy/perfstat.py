@@ -45,6 +45,14 @@ def _number(text: str) -> float:
     return float(text.replace(",", "").replace("'", ""))
 
 
+def _time(text: str) -> float:
+    """An interval timestamp: a finite number of seconds >= 0."""
+    t = _number(text)
+    if not 0 <= t < float("inf"):
+        raise ValueError(f"time {shown(text)} is not a finite number of seconds >= 0")
+    return t
+
+
 def _record(time_s: float | None, count: str, unit: str, event: str) -> PerfRecord:
     if not event:
         raise ValueError("no event name")
@@ -71,7 +79,7 @@ def parse_csv_line(line: str) -> PerfRecord | None:
         raise ValueError(f"expected at least 3 comma-separated fields, got {len(f)}")
     interval = len(f) >= 4 and _is_float(f[0]) and not _is_float(f[3]) and f[3] != ""
     if interval:
-        return _record(_number(f[0]), f[1], f[2], f[3])
+        return _record(_time(f[0]), f[1], f[2], f[3])
     return _record(None, f[0], f[1], f[2])
 
 
@@ -99,7 +107,7 @@ def parse_human_line(line: str) -> PerfRecord | None:
         unit, event = parts[0], parts[1]
     else:
         raise ValueError("no event name")
-    time_s = float(m.group("time")) if m.group("time") else None
+    time_s = _time(m.group("time")) if m.group("time") else None
     return _record(time_s, m.group("count"), unit, event)
 
 
