@@ -20,7 +20,7 @@ from .model import Configuration, Pipeline, StageConfig
 from .numeric import MODEL_LIMIT, number
 from .problem import DEFAULT_WEIGHTS, MAX_SCALING_CAP, Problem, Settings
 from .profiles import load_pipeline
-from .show import shown
+from .show import listed, shown
 from .yamlio import parse_value, read_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,7 +176,7 @@ class _Reader:
                 raise self.err(f"{where}.options", "must be a mapping")
             extra = set(v) - {"name", "options"}
             if extra:
-                raise self.err(where, f"unknown key(s) {', '.join(sorted(map(str, extra)))} (use 'options')")
+                raise self.err(where, f"unknown key(s) {listed(sorted(map(str, extra)))} (use 'options')")
             return ComponentSpec(name, dict(opts), f"{where}.options")
         raise self.err(where, f"expected a name or {{name, options}}, got {shown(v)}")
 
@@ -349,7 +349,7 @@ def _initial(r: _Reader, pipeline: Pipeline, raw: Any) -> Configuration | None:
         raise r.err("initial", "must map each stage to {variant, cpu, batch, replicas}")
     missing = [s.name for s in pipeline.stages if s.name not in raw]
     if missing:
-        raise r.err("initial", f"missing stage(s) {', '.join(missing)}")
+        raise r.err("initial", f"missing stage(s) {listed(missing)}")
     extra = [k for k in raw if k not in pipeline.stage_names]
     if extra:
         raise r.err(f"initial.{extra[0]}", "not a stage of the pipeline")

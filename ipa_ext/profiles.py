@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 from .errors import ProfileError
 from .model import Pipeline, Profile, Stage, Variant
 from .numeric import MODEL_LIMIT, number
-from .show import shown
+from .show import listed, shown
 from .yamlio import read_file
 
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
@@ -118,7 +118,7 @@ def read_profile_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
             extra = [str(k) for k in r if k not in ALL_COLUMNS]
             if extra:
                 raise ProfileError(
-                    f"unknown field(s) {', '.join(extra)} (expected {', '.join(ALL_COLUMNS)})",
+                    f"unknown field(s) {listed(extra)} (expected {', '.join(ALL_COLUMNS)})",
                     path=p,
                     where=loc,
                 )
@@ -154,7 +154,7 @@ def _read_csv_rows(p: Path) -> list[tuple[str, dict[str, Any]]]:
     unknown = [h for h in header if h not in ALL_COLUMNS]
     if unknown:
         raise ProfileError(
-            f"unknown column(s) {', '.join(unknown)} (expected {', '.join(ALL_COLUMNS)})",
+            f"unknown column(s) {listed(unknown)} (expected {', '.join(ALL_COLUMNS)})",
             path=p,
             where=f"line {header_line}",
         )
@@ -227,7 +227,7 @@ def build_pipeline(
         prof = parse_profile_row(row, path=profiles_path, where=where)
         if prof.stage not in variants_of:
             raise ProfileError(
-                f"unknown stage {shown(prof.stage)} (pipeline stages: {', '.join(variants_of)})",
+                f"unknown stage {shown(prof.stage)} (pipeline stages: {listed(variants_of)})",
                 path=profiles_path,
                 where=where,
             )

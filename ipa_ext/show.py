@@ -7,10 +7,11 @@ enough), so a hostile input cannot make a huge error line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 QUOTE_LIMIT = 100
 """Characters of a value an error message quotes at most (plus an ellipsis)."""
@@ -99,3 +100,8 @@ def shown(value: Any, limit: int | None = QUOTE_LIMIT, *, plain: bool = False) -
 def clip(text: str, limit: int = 300) -> str:
     """A message (not a value) cut to ``limit`` characters, for text from elsewhere."""
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def listed(names: Iterable[Any], limit: int = 2 * QUOTE_LIMIT) -> str:
+    """Names from an input (stages, columns, keys) as ``a, b, c``, cut to ``limit`` characters."""
+    return clip(", ".join(str(n)[: limit + 1] for n in itertools.islice(names, 50)), limit)

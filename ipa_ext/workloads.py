@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import ConfigError, InputError
 from .numeric import number
-from .show import shown
+from .show import listed, shown
 
 IPA_WINDOWS: Mapping[str, tuple[int, int, int | None]] = {
     "bursty": (1301160, 1302360, None),
@@ -96,7 +96,7 @@ def _read_trace_text(p: Path) -> str:
                     raise InputError("the tarball holds no file", path=p)
                 txt = [m for m in members if m.name.endswith(".txt")] or members
                 if len(txt) > 1:
-                    names = ", ".join(m.name for m in txt[:5])
+                    names = listed(m.name for m in txt[:5])
                     raise InputError(f"the tarball holds several candidate files ({names}); extract one", path=p)
                 f = tar.extractfile(txt[0])
                 assert f is not None

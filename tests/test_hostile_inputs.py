@@ -360,3 +360,13 @@ def test_a_long_file_path_is_named_briefly(tmp_path, capsys):
     code, _, err = cli(capsys, "validate", c)
     assert code == 2
     assert len(one_error_line(err, "xxxxx...xxxxx", ".yaml: cannot read")) < 400
+
+
+def test_long_stage_names_are_listed_briefly(tmp_path, capsys):
+    pipe = tmp_path / "pipeline.yaml"
+    pipe.write_text((VIDEO / "pipeline.yaml").read_text().replace("name: crop", f"name: {'x' * 3000}"))
+    c = tmp_path / "c.yaml"
+    c.write_text(f"pipeline: pipeline.yaml\nprofiles: {VIDEO / 'profiles.csv'}\n")
+    code, _, err = cli(capsys, "validate", c)
+    assert code == 2
+    assert len(one_error_line(err, "unknown stage 'crop' (pipeline stages: xxxx", "...")) < 500

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import InputError
-from ..show import shown
+from ..show import listed, shown
 from .perfstat import detect_format, parse_line
 from .source import Domain
 
@@ -195,12 +195,12 @@ def _load_perf(p: Path) -> EnergyLog:
         truncated = True
         warnings.extend(gz_warnings)
     if skipped_units:
-        warnings.append(f"non-energy events ignored: {', '.join(sorted(skipped_units))}")
+        warnings.append(f"non-energy events ignored: {listed(sorted(skipped_units))}")
     if not groups:
         raise InputError("no perf stat interval lines with Joules (empty log, or not 'perf stat -I' output)", path=p)
     if truncated and len(groups[-1][1]) < len(events):
         missing = [e for e in events if e not in groups[-1][1]]
-        warnings.append(f"the last interval ({groups[-1][0]} s) lacks {', '.join(missing)}: counted as a gap")
+        warnings.append(f"the last interval ({groups[-1][0]} s) lacks {listed(missing)}: counted as a gap")
     present = {(e[: e.rindex("/") + 1] if "/" in e else e)[len("power/"):-1] for e in events}
     times = [t for t, _ in groups]
     durations = [t - prev for t, prev in zip(times, [0.0] + times[:-1])]
