@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import bisect
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .numeric import MODEL_LIMIT, number
+from .show import shown
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class CarbonIntensity:
 
     @classmethod
     def constant(cls, value: float) -> CarbonIntensity:
-        return cls((0.0,), (float(value),), "constant")
+        return cls((0.0,), (number(value, "carbon.intensity_g_per_kwh", minimum=0.0, maximum=MODEL_LIMIT),),
+                   "constant")
 
     @classmethod
     def from_csv(cls, path: str | Path) -> CarbonIntensity:
@@ -35,18 +37,21 @@ class CarbonIntensity:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read carbon trace: {exc.strerror or exc}", path=p) from None
-        rows = list(csv.reader(line for line in text.splitlines() if line.strip() and not line.startswith("#")))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"carbon trace is not UTF-8 text (byte {exc.start})", path=p) from None
+        try:
+            rows = list(csv.reader(line for line in text.splitlines() if line.strip() and not line.startswith("#")))
+        except csv.Error as exc:
+            raise ConfigError(f"malformed CSV: {exc}", path=p) from None
         if not rows or [c.strip() for c in rows[0]] != ["time_s", "g_per_kwh"]:
             raise ConfigError("carbon trace needs the header 'time_s,g_per_kwh'", path=p, where="line 1")
         times: list[float] = []
         values: list[float] = []
         for n, row in enumerate(rows[1:], start=2):
-            try:
-                t, v = (float(c) for c in row)
-            except ValueError:
-                raise ConfigError(f"expected two numbers, got {row}", path=p, where=f"row {n}") from None
-            if not (math.isfinite(t) and math.isfinite(v)) or v < 0:
-                raise ConfigError(f"invalid values {row}", path=p, where=f"row {n}")
+            if len(row) != 2:
+                raise ConfigError(f"expected two numbers, got {shown(row)}", path=p, where=f"row {n}")
+            t = number(row[0], f"row {n}: time_s", path=p, text=True)
+            v = number(row[1], f"row {n}: g_per_kwh", path=p, text=True, minimum=0.0, maximum=MODEL_LIMIT)
             if times and t <= times[-1]:
                 raise ConfigError("time_s must increase", path=p, where=f"row {n}")
             times.append(t)

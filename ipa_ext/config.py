@@ -9,7 +9,6 @@ them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -18,8 +17,11 @@ from .carbon import CarbonIntensity
 from .errors import ConfigError, InputError, ProfileError
 from .ipa_config import IpaConfig, read_ipa_config
 from .model import Configuration, Pipeline, StageConfig
-from .problem import DEFAULT_WEIGHTS, Problem, Settings
-from .profiles import load_pipeline, read_yaml
+from .numeric import MODEL_LIMIT, number
+from .problem import DEFAULT_WEIGHTS, MAX_SCALING_CAP, Problem, Settings
+from .profiles import load_pipeline
+from .show import listed, shown
+from .yamlio import parse_value, read_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from .host import PluginHost
@@ -103,7 +105,7 @@ class Config:
         for w in settings.weights:
             if w not in used:
                 raise ConfigError(
-                    f"no objective uses weight {w!r} (known: {', '.join(sorted(used))})",
+                    f"no objective uses weight {shown(w)} (known: {', '.join(sorted(used))})",
                     path=self.path,
                     where=f"weights.{w}",
                 )
@@ -133,41 +135,27 @@ class _Reader:
 
     def number(self, key: str, default: Any = None, *, positive: bool = False,
                nonneg: bool = False, integer: bool = False, data: Mapping[str, Any] | None = None,
-               where: str | None = None) -> Any:
+               where: str | None = None, required: bool = False, maximum: float | None = None) -> Any:
+        """A numeric setting; absent gives ``default``, and so does null for an optional
+        setting (one whose default is None and is not ``required``)."""
         d = self.data if data is None else data
-        where = where or key
-        if key not in d or d[key] is None:
+        if key not in d or (d[key] is None and default is None and not required):
             return default
-        v = d[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise self.err(where, f"expected a number, got {v!r}")
-        try:
-            x = float(v)
-        except ValueError:
-            raise self.err(where, f"expected a number, got {v!r}") from None
-        if not math.isfinite(x):
-            raise self.err(where, f"expected a finite number, got {v!r}")
-        if positive and x <= 0:
-            raise self.err(where, f"must be > 0, got {v!r}")
-        if nonneg and x < 0:
-            raise self.err(where, f"must be >= 0, got {v!r}")
-        if integer:
-            if x != int(x):
-                raise self.err(where, f"must be a whole number, got {v!r}")
-            return int(x)
-        return x
+        return number(d[key], where or key, path=self.path, positive=positive,
+                      minimum=0.0 if nonneg else (None if positive else -MODEL_LIMIT),
+                      maximum=MODEL_LIMIT if maximum is None else maximum, integer=integer, text=True)
 
     def boolean(self, key: str, default: bool) -> bool:
         v = self.data.get(key, default)
         if not isinstance(v, bool):
-            raise self.err(key, f"expected true or false, got {v!r}")
+            raise self.err(key, f"expected true or false, got {shown(v)}")
         return v
 
     def choice(self, key: str, default: Any, choices: tuple[Any, ...]) -> Any:
         v = self.data.get(key, default)
         if v not in choices:
-            shown = ", ".join("null" if c is None else str(c) for c in choices)
-            raise self.err(key, f"must be one of {shown}, got {v!r}")
+            names = ", ".join("null" if c is None else str(c) for c in choices)
+            raise self.err(key, f"must be one of {names}, got {shown(v)}")
         return v
 
     def component(self, key: str, default: str | None) -> ComponentSpec | None:
@@ -188,9 +176,9 @@ class _Reader:
                 raise self.err(f"{where}.options", "must be a mapping")
             extra = set(v) - {"name", "options"}
             if extra:
-                raise self.err(where, f"unknown key(s) {', '.join(sorted(map(str, extra)))} (use 'options')")
+                raise self.err(where, f"unknown key(s) {listed(sorted(map(str, extra)))} (use 'options')")
             return ComponentSpec(name, dict(opts), f"{where}.options")
-        raise self.err(where, f"expected a name or {{name, options}}, got {v!r}")
+        raise self.err(where, f"expected a name or {{name, options}}, got {shown(v)}")
 
 
 KIND_KEYS = {"workload": ("type", None), "optimizer": ("name", None), "backend": ("name", None),
@@ -224,7 +212,7 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any], top: bool = True) -
 def load_config(path: str | Path) -> Config:
     """Load and validate an ipa-ext config file."""
     p = Path(path)
-    data = read_yaml(p, ConfigError)
+    data = read_file(p, ConfigError)
     if data is None:
         raise ConfigError("empty config", path=p)
     if not isinstance(data, Mapping):
@@ -237,7 +225,7 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
     unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
     if unknown:
         raise ConfigError(
-            f"unknown key {unknown[0]!r} (known keys: {', '.join(sorted(TOP_LEVEL_KEYS))})",
+            f"unknown key {shown(unknown[0])} (known keys: {', '.join(sorted(TOP_LEVEL_KEYS))})",
             path=path,
             where=str(unknown[0]),
         )
@@ -271,7 +259,7 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
         raise r.err("weights", "must be a mapping of weight names to numbers")
     weights = dict(DEFAULT_WEIGHTS)
     for k in weights_raw:
-        weights[str(k)] = r.number(k, data=weights_raw, where=f"weights.{k}")
+        weights[str(k)] = r.number(k, data=weights_raw, where=f"weights.{k}", required=True)
 
     carbon: CarbonIntensity | None = None
     c = data.get("carbon")
@@ -284,7 +272,8 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
             carbon = CarbonIntensity.from_csv(base_dir / c["trace"])
         else:
             carbon = CarbonIntensity.constant(
-                r.number("intensity_g_per_kwh", data=c, nonneg=True, where="carbon.intensity_g_per_kwh")
+                r.number("intensity_g_per_kwh", data=c, nonneg=True, where="carbon.intensity_g_per_kwh",
+                         required=True)
             )
 
     initial = _initial(r, pipeline, data.get("initial"))
@@ -297,7 +286,7 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
             sla_factor=r.number("sla_factor", 5.0, positive=True),
             allocation_mode=r.choice("allocation_mode", "base", ("fix", "base", "variable")),
             threshold=r.number("threshold", 4.0, nonneg=True),
-            scaling_cap=r.number("scaling_cap", 100, positive=True, integer=True),
+            scaling_cap=r.number("scaling_cap", 100, positive=True, integer=True, maximum=MAX_SCALING_CAP),
             batching_cap=r.number("batching_cap", None, positive=True, integer=True),
             baseline_mode=r.choice("baseline_mode", None, (None, "scale", "switch")),
             num_state_limit=r.number("num_state_limit", 1, positive=True, integer=True),
@@ -360,7 +349,7 @@ def _initial(r: _Reader, pipeline: Pipeline, raw: Any) -> Configuration | None:
         raise r.err("initial", "must map each stage to {variant, cpu, batch, replicas}")
     missing = [s.name for s in pipeline.stages if s.name not in raw]
     if missing:
-        raise r.err("initial", f"missing stage(s) {', '.join(missing)}")
+        raise r.err("initial", f"missing stage(s) {listed(missing)}")
     extra = [k for k in raw if k not in pipeline.stage_names]
     if extra:
         raise r.err(f"initial.{extra[0]}", "not a stage of the pipeline")
@@ -378,12 +367,12 @@ def _initial(r: _Reader, pipeline: Pipeline, raw: Any) -> Configuration | None:
             raise r.err(f"{w}.{unknown[0]}", "unknown key (known: variant, cpu, batch, replicas)")
         variant = str(entry["variant"])
         if variant not in stage.variant_names:
-            raise r.err(f"{w}.variant", f"unknown variant {variant!r} of stage {stage.name!r}")
+            raise r.err(f"{w}.variant", f"unknown variant {shown(variant)} of stage {stage.name!r}")
         sc = StageConfig(
             variant,
-            r.number("cpu", data=entry, positive=True, where=f"{w}.cpu"),
-            r.number("batch", data=entry, positive=True, integer=True, where=f"{w}.batch"),
-            r.number("replicas", data=entry, positive=True, integer=True, where=f"{w}.replicas"),
+            r.number("cpu", data=entry, positive=True, where=f"{w}.cpu", required=True),
+            r.number("batch", data=entry, positive=True, integer=True, where=f"{w}.batch", required=True),
+            r.number("replicas", data=entry, positive=True, integer=True, where=f"{w}.replicas", required=True),
         )
         if stage.profile(sc.variant, sc.cpu, sc.batch) is None:
             raise r.err(w, f"no profile row for {variant} at cpu {sc.cpu:g}, batch {sc.batch}")
@@ -393,18 +382,13 @@ def _initial(r: _Reader, pipeline: Pipeline, raw: Any) -> Configuration | None:
 
 def parse_policy(spec: str) -> tuple[str, dict[str, Any]]:
     """``NAME`` or ``NAME:key=value:key=value`` (values are YAML scalars)."""
-    import yaml
-
     name, *parts = spec.split(":")
     opts: dict[str, Any] = {}
     for part in parts:
         key, sep, value = part.partition("=")
         if not sep or not key:
-            raise ConfigError(f"policy {spec!r}: expected NAME:key=value, got {part!r}")
-        try:
-            opts[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            opts[key] = value
+            raise ConfigError(f"policy {shown(spec)}: expected NAME:key=value, got {shown(part)}")
+        opts[key] = parse_value(value, where=f"policy {name}: {key}")
     if not name:
-        raise ConfigError(f"policy {spec!r}: missing name")
+        raise ConfigError(f"policy {shown(spec)}: missing name")
     return name, opts

@@ -9,6 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+WHERE_LIMIT = 120
+"""The longest field path an error names before it is cut short."""
+PATH_LIMIT = 200
+"""The longest file path an error names whole (longer ones keep their start and end)."""
+
+
+def _short_path(path: str) -> str:
+    return path if len(path) <= PATH_LIMIT else f"{path[:120]}...{path[-60:]}"
+
+
 class IpaExtError(Exception):
     """Base class for every error ipa-ext reports to a user."""
 
@@ -18,7 +28,8 @@ class IpaExtError(Exception):
 class InputError(IpaExtError):
     """Bad user input: a config, profile, trace or log that cannot be used.
 
-    The message names the file and, where there is one, the row or field.
+    The message names the file and, where there is one, the row or field (a field
+    path longer than :data:`WHERE_LIMIT` characters, built from hostile keys, is cut).
     """
 
     def __init__(
@@ -29,11 +40,13 @@ class InputError(IpaExtError):
         where: str | None = None,
     ) -> None:
         self.path = str(path) if path is not None else None
+        if where is not None and len(where) > WHERE_LIMIT:
+            where = where[:WHERE_LIMIT] + "..."
         self.where = where
         self.detail = message
         prefix = ""
         if self.path is not None:
-            prefix = self.path
+            prefix = _short_path(self.path)
             if where:
                 prefix += f": {where}"
             prefix += ": "
@@ -70,7 +83,9 @@ class UnknownNameError(ConfigError):
         self.name = name
         self.available = sorted(available)
         choices = ", ".join(self.available) if self.available else "none registered"
-        super().__init__(f"unknown {kind} {name!r} (available: {choices})", path=path, where=where)
+        from .show import shown
+
+        super().__init__(f"unknown {kind} {shown(name)} (available: {choices})", path=path, where=where)
 
 
 class InfeasibleError(IpaExtError):

@@ -36,6 +36,7 @@ from .errors import ConfigError, PluginError, UnknownNameError
 from .objectives import Objective
 from .optimizers import Optimizer
 from .predictors import Predictor
+from .show import clip, shown
 
 ENTRY_POINT_GROUP = "ipa_ext"
 DIST_NAME = "ipa-ext"
@@ -143,7 +144,7 @@ def option_problem(factory: Any, exc: TypeError) -> str:
     if unknown:
         known = known_options(factory)
         tail = f" (known: {', '.join(known)})" if known else " (it takes none)" if known == [] else ""
-        return f"unknown option {unknown.group(1)!r}{tail}"
+        return f"unknown option {shown(unknown.group(1))}{tail}"
     if text.endswith("takes no arguments"):
         return "takes no options"
     missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$", text)
@@ -207,9 +208,9 @@ class Registry:
         try:
             obj = reg.factory(**dict(options or {}))
         except TypeError as exc:
-            raise ConfigError(f"{kind} {name!r}: {option_problem(reg.factory, exc)}", where=where) from None
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(f"{kind} {name!r}: {exc}", where=where) from None
+            raise ConfigError(f"{kind} {shown(name)}: {option_problem(reg.factory, exc)}", where=where) from None
+        except (ValueError, KeyError, ArithmeticError) as exc:  # ArithmeticError: a number out of range
+            raise ConfigError(f"{kind} {shown(name)}: {clip(str(exc))}", where=where) from None
         base = KIND_BASES[kind]
         if not isinstance(obj, base):
             raise PluginError(
@@ -348,9 +349,20 @@ class PluginHost:
             rec.registered.setdefault(reg.kind, []).append(reg.name)
 
 
-def _dist_name(ep: md.EntryPoint) -> str | None:
-    dist = getattr(ep, "dist", None)
-    return dist.metadata["Name"] if dist is not None else None
+def _dist_names(eps: Iterable[md.EntryPoint]) -> dict[int, str | None]:
+    """Each entry point's distribution name, parsing each distribution's metadata once
+    (entry points of one distribution share its object; parsing is most of a load's time)."""
+    by_dist: dict[int, str | None] = {}
+    out: dict[int, str | None] = {}  # by id(entry point): two distributions may reuse a name
+    for ep in eps:
+        dist = getattr(ep, "dist", None)
+        if dist is None:
+            out[id(ep)] = None
+            continue
+        if id(dist) not in by_dist:
+            by_dist[id(dist)] = dist.metadata["Name"]
+        out[id(ep)] = by_dist[id(dist)]
+    return out
 
 
 def _normalise(name: str | None) -> str:
@@ -410,8 +422,9 @@ def load_plugins(
     base = Path(base_dir) if base_dir is not None else None
 
     eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-    builtin_eps = [e for e in eps if _normalise(_dist_name(e)) == DIST_NAME]
-    third_party = [e for e in eps if _normalise(_dist_name(e)) != DIST_NAME]
+    dists = _dist_names(eps)
+    builtin_eps = [e for e in eps if _normalise(dists[id(e)]) == DIST_NAME]
+    third_party = [e for e in eps if _normalise(dists[id(e)]) != DIST_NAME]
 
     def add(name: str, origin: str, module: str, version: str | None, load: Callable[[], Any]) -> None:
         if name in off:
@@ -438,7 +451,7 @@ def load_plugins(
                 lambda m=mod: importlib.import_module(m))
     if entry_points:
         for e in third_party:
-            dist = _dist_name(e)
+            dist = dists[id(e)]
             version = e.dist.version if getattr(e, "dist", None) is not None else None
             add(e.name, f"entry point ({dist})", e.value, version, e.load)
     for ref in modules:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
-from .profiles import read_yaml
+from .numeric import number
+from .show import shown
+from .yamlio import read_file
 
 OPTIMIZATION_METHODS = {"gurobi": "ilp", "brute-force": "brute-force", "both": "ilp"}
 
@@ -85,23 +87,33 @@ def looks_like_ipa_config(data: Any) -> bool:
 
 def read_ipa_config(path: str | Path) -> IpaConfig:
     p = Path(path)
-    data = read_yaml(p, ConfigError, unique_keys=False)  # as IPA reads them
+    data = read_file(p, ConfigError, unique_keys=False)  # as IPA reads them
     if not isinstance(data, Mapping):
         raise ConfigError("expected a mapping", path=p)
     return map_ipa_config(data, p)
 
 
+NUMERIC_KEYS = ("scaling_cap", "batching_cap", "num_state_limit", "threshold", "sla_factor", "alpha",
+                "beta", "gamma", "arrival_rate", "predictor_margin", "adaptation_interval", "drop_limit")
+"""Keys whose value, when set, must be a number; checked here so the error names the IPA file
+(the ranges are checked by the config reader, against the key the value maps to)."""
+
+
 def _minutes_to_s(v: Any, p: Path, key: str) -> float:
-    try:
-        return float(v) * 60.0
-    except (TypeError, ValueError):
-        raise ConfigError(f"{v!r} is not a number of minutes", path=p, where=key) from None
+    return number(v, key, path=p, minimum=0.0) * 60.0
+
+
+def _check_numbers(data: Mapping[str, Any], p: Path) -> None:
+    for key in NUMERIC_KEYS:
+        if data.get(key) is not None:
+            number(data[key], key, path=p)
 
 
 def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
     out: dict[str, Any] = {}
     ignored: dict[str, str] = {}
     unknown: list[str] = []
+    _check_numbers(data, p)
     for key in DIRECT_KEYS:
         if key in data:
             out[key] = data[key]
@@ -109,10 +121,10 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
     if weights:
         out["weights"] = weights
     if "optimization_method" in data:
-        m = str(data["optimization_method"])
-        if m not in OPTIMIZATION_METHODS:
+        m = data["optimization_method"]
+        if not isinstance(m, str) or m not in OPTIMIZATION_METHODS:
             raise ConfigError(
-                f"unknown IPA optimization_method {m!r} (expected gurobi or brute-force)",
+                f"unknown IPA optimization_method {shown(m)} (expected gurobi or brute-force)",
                 path=p,
                 where="optimization_method",
             )
@@ -126,7 +138,7 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
             raise ConfigError("must be a list", path=p, where="task_name")
         if "number_tasks" in data and data["number_tasks"] != len(tasks):
             raise ConfigError(
-                f"number_tasks {data['number_tasks']} but task_name lists {len(tasks)}",
+                f"number_tasks {shown(data['number_tasks'])} but task_name lists {len(tasks)}",
                 path=p,
                 where="number_tasks",
             )
@@ -150,6 +162,9 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
                 initial[str(t)] = entry
             out["initial"] = initial
 
+    for key in ("predictor_type", "backup_predictor_type", "workload_type"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ConfigError(f"expected a name, got {shown(data[key])}", path=p, where=key)
     predictor: dict[str, Any] = {}
     if "predictor_type" in data:
         predictor["name"] = data["predictor_type"]
@@ -179,11 +194,8 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
             w: dict[str, Any] = {"type": "twitter"}
             for k in ("start", "end"):
                 if k in first:
-                    try:
-                        w[k] = int(first[k])
-                    except (TypeError, ValueError):
-                        raise ConfigError(f"{first[k]!r} is not a whole second", path=p,
-                                          where=f"workload_config.{k}") from None
+                    w[k] = number(first[k], f"workload_config.{k}", path=p, integer=True, minimum=0,
+                                  text=True)
             if first.get("damping_factor") is not None:
                 w["damping_factor"] = first["damping_factor"]
             out["workload"] = w

@@ -207,11 +207,22 @@ def queue_delay_s(batch: int, rate_rps: float) -> float:
     return (batch - 1) / rate_rps if rate_rps > 0 else 0.0
 
 
+MAX_SCALING_CAP = 1_000_000
+"""The largest ``scaling_cap`` a config may set (replicas per stage)."""
+
+
 def replicas_needed(rate_rps: float, throughput_rps: float) -> int:
-    """The fewest replicas (at least 1) whose total throughput covers the rate."""
+    """The fewest replicas (at least 1) whose total throughput covers the rate.
+
+    A count beyond any scaling cap (a throughput near zero, which makes the ratio
+    overflow) is :data:`MAX_SCALING_CAP` + 1, so the choice is never feasible.
+    """
     if rate_rps <= 0:
         return 1
-    return max(1, math.ceil(rate_rps / throughput_rps))
+    ratio = rate_rps / throughput_rps
+    if not ratio <= MAX_SCALING_CAP:  # also inf and nan
+        return MAX_SCALING_CAP + 1
+    return max(1, math.ceil(ratio))
 
 
 class Problem:
@@ -241,6 +252,13 @@ class Problem:
             )
         if settings.allocation_mode == "fix" and settings.initial is None:
             raise ConfigError("allocation_mode 'fix' needs an initial configuration", where="initial")
+        if settings.sla_s is None:
+            slas = (*self.stage_slas_s, self.sla_s)
+            if not all(0 < x < math.inf for x in slas):
+                raise ConfigError(
+                    f"the SLA derived from sla_factor {settings.sla_factor:g} and the profiles' latencies is "
+                    f"{min(slas) if min(slas) <= 0 else max(slas):g} s for a stage or the pipeline; set sla_s, "
+                    "or a sla_factor that gives a positive, finite SLA", where="sla_factor")
         for obj in self.objectives:
             w = settings.weight(obj.weight)
             if w != 0:

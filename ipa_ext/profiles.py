@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 from .errors import ProfileError
 from .model import Pipeline, Profile, Stage, Variant
+from .numeric import MODEL_LIMIT, number
+from .show import listed, shown
+from .yamlio import read_file
 
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
 OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
@@ -29,47 +29,6 @@ MEASUREMENT_COLUMNS = ("latency_p50_s", "latency_mean_s", "latency_min_s", "late
                        "batches", "timed_s", "replicas", "throughput_total_rps", "energy_quality")
 """Columns ``ipa-ext profile`` adds about how a row was measured: accepted and not used."""
 ACCEPTED_COLUMNS = ALL_COLUMNS + MEASUREMENT_COLUMNS
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that rejects repeated mapping keys instead of keeping the last."""
-
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(
-    path: str | Path, error: type[ProfileError] = ProfileError, *, unique_keys: bool = True
-) -> Any:
-    """Read a YAML file, turning I/O and syntax problems into one-line errors.
-
-    Repeated mapping keys are an error unless ``unique_keys`` is False (upstream
-    IPA configs repeat some keys and rely on the last one winning).
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error("file not found", path=p) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read: {exc}", path=p) from None
-    try:
-        if unique_keys:
-            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise error(f"malformed YAML: {problem}", path=p, where=where) from None
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -93,7 +52,7 @@ def parse_pipeline_definition(
             raise ProfileError("each stage needs a 'name'", path=path, where=where)
         sname = _name(st["name"], path=path, where=f"{where}.name")
         if sname in seen:
-            raise ProfileError(f"duplicate stage {sname!r}", path=path, where=where)
+            raise ProfileError(f"duplicate stage {shown(sname)}", path=path, where=where)
         seen.add(sname)
         variants = _parse_variants(st.get("variants"), path=path, where=f"{where}.variants")
         stages.append((sname, variants))
@@ -104,7 +63,7 @@ def _name(value: Any, *, path: str | Path | None, where: str) -> str:
     """A pipeline, stage or variant name: a non-empty string (YAML numbers such as ``18``
     are taken as their text); lists, mappings, booleans and null are refused."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
-        raise ProfileError(f"a name must be a non-empty string, got {value!r}", path=path, where=where)
+        raise ProfileError(f"a name must be a non-empty string, got {shown(value)}", path=path, where=where)
     return str(value)
 
 
@@ -136,15 +95,8 @@ def _parse_variants(raw: Any, *, path: str | Path | None, where: str) -> list[Va
 
 
 def _finite(value: Any, *, path: str | Path | None, where: str) -> float:
-    if isinstance(value, bool):
-        raise ProfileError(f"{value!r} is not a number", path=path, where=where)
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ProfileError(f"{value!r} is not a number", path=path, where=where) from None
-    if not math.isfinite(x):
-        raise ProfileError(f"{value!r} is not a finite number", path=path, where=where)
-    return x
+    return number(value, where, path=path, error=ProfileError, text=True, minimum=-MODEL_LIMIT,
+                  maximum=MODEL_LIMIT)
 
 
 # --------------------------------------------------------------------------- profiles
@@ -154,7 +106,7 @@ def read_profile_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """Read raw profile rows from CSV or YAML as ``(location, row)`` pairs."""
     p = Path(path)
     if p.suffix.lower() in (".yaml", ".yml"):
-        data = read_yaml(p)
+        data = read_file(p)
         if isinstance(data, Mapping):
             data = data.get("profiles")
         if not isinstance(data, list):
@@ -170,7 +122,7 @@ def read_profile_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
             extra = [str(k) for k in r if k not in ACCEPTED_COLUMNS]
             if extra:
                 raise ProfileError(
-                    f"unknown field(s) {', '.join(extra)} (expected {', '.join(ACCEPTED_COLUMNS)})",
+                    f"unknown field(s) {listed(extra)} (expected {', '.join(ACCEPTED_COLUMNS)})",
                     path=p,
                     where=loc,
                 )
@@ -206,7 +158,7 @@ def _read_csv_rows(p: Path) -> list[tuple[str, dict[str, Any]]]:
     unknown = [h for h in header if h not in ACCEPTED_COLUMNS]
     if unknown:
         raise ProfileError(
-            f"unknown column(s) {', '.join(unknown)} (expected {', '.join(ACCEPTED_COLUMNS)})",
+            f"unknown column(s) {listed(unknown)} (expected {', '.join(ACCEPTED_COLUMNS)})",
             path=p,
             where=f"line {header_line}",
         )
@@ -236,12 +188,8 @@ def parse_profile_row(row: Mapping[str, Any], *, path: str | Path, where: str) -
             return None
         if v is None or v == "":
             raise ProfileError(f"column {col}: empty", path=path, where=where)
-        x = _finite(v, path=path, where=f"{where}: column {col}")
-        if positive and x <= 0:
-            raise ProfileError(f"column {col}: must be > 0, got {v}", path=path, where=where)
-        if not positive and x < 0:
-            raise ProfileError(f"column {col}: must be >= 0, got {v}", path=path, where=where)
-        return x
+        return number(v, f"{where}: column {col}", path=path, error=ProfileError, text=True,
+                      positive=positive, minimum=None if positive else 0.0, maximum=MODEL_LIMIT)
 
     stage = str(row.get("stage", "")).strip()
     variant = str(row.get("variant", "")).strip()
@@ -250,7 +198,8 @@ def parse_profile_row(row: Mapping[str, Any], *, path: str | Path, where: str) -
     batch_f = num("batch", positive=True)
     assert batch_f is not None
     if batch_f != int(batch_f):
-        raise ProfileError(f"column batch: must be a whole number, got {row.get('batch')}", path=path, where=where)
+        raise ProfileError(f"column batch: must be a whole number, got {shown(row.get('batch'))}", path=path,
+                           where=where)
     cpu = num("cpu", positive=True)
     latency = num("latency_s", positive=True)
     thr = num("throughput_rps", positive=True)
@@ -282,13 +231,13 @@ def build_pipeline(
         prof = parse_profile_row(row, path=profiles_path, where=where)
         if prof.stage not in variants_of:
             raise ProfileError(
-                f"unknown stage {prof.stage!r} (pipeline stages: {', '.join(variants_of)})",
+                f"unknown stage {shown(prof.stage)} (pipeline stages: {listed(variants_of)})",
                 path=profiles_path,
                 where=where,
             )
         if prof.variant not in variants_of[prof.stage]:
             raise ProfileError(
-                f"variant {prof.variant!r} is not defined for stage {prof.stage!r}"
+                f"variant {shown(prof.variant)} is not defined for stage {shown(prof.stage)}"
                 " (or has no accuracy)",
                 path=profiles_path,
                 where=where,
@@ -308,7 +257,7 @@ def build_pipeline(
         for v in variants:
             if not any(k[0] == v.name for k in profs):
                 raise ProfileError(
-                    f"variant {v.name!r} of stage {sname!r} has no profile rows",
+                    f"variant {shown(v.name)} of stage {shown(sname)} has no profile rows",
                     path=profiles_path,
                 )
         stages.append(Stage(sname, tuple(variants), dict(profs)))
@@ -336,7 +285,7 @@ def _load_pipeline(pipeline: str | Path | Mapping[str, Any], profiles: str | Pat
         ppath: Path | None = None
     else:
         ppath = Path(pipeline)
-        data = read_yaml(ppath)
+        data = read_file(ppath)
     name, stage_defs = parse_pipeline_definition(data, path=ppath)
     if profiles is None:
         inline = data.get("profiles") if isinstance(data, Mapping) else None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError, TransientError
+from .numeric import NumberError, as_number
 
 log = logging.getLogger("ipa_ext.prometheus")
 
@@ -303,10 +304,10 @@ def parse_prometheus_settings(section: Mapping[str, Any] | None, *, path: Path |
         raise err("prometheus.rate_query", "must be a PromQL expression")
     nums = {}
     for key, default in (("step_s", 1.0), ("timeout_s", 5.0)):
-        v = section.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise err(f"prometheus.{key}", f"must be a number > 0, got {v!r}")
-        nums[key] = float(v)
+        try:
+            nums[key] = as_number(section.get(key, default), positive=True)
+        except NumberError as exc:
+            raise err(f"prometheus.{key}", str(exc)) from None
     token = section.get("bearer_token_file")
     token_path = None
     if token is not None:

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -27,6 +26,8 @@ from .adapter import AdaptationLog, Adapter, AdapterSettings, IntervalMeter, Run
 from .backends import Backend, RunContext
 from .config import ComponentSpec, Config, parse_policy  # noqa: F401  (parse_policy: re-exported)
 from .errors import ConfigError
+from .numeric import number
+from .show import shown
 from .host import PluginHost
 from .optimizers import Optimizer
 from .policies import DelegatingPolicy
@@ -54,6 +55,8 @@ NOT_SHIPPED_PREDICTORS = {
     "lstm": "IPA's LSTM predictor needs TensorFlow and IPA's trained weights and is not shipped",
     "arima": "IPA's ARIMA predictor needs statsmodels and is not shipped",
 }
+MAX_MARGIN_PCT = 1e6
+"""The largest ``predictor.margin_pct``: ten thousand times the prediction."""
 DEFAULT_PREDICTOR = "moving-window-max"
 DEFAULT_BACKUP = "max"
 
@@ -93,25 +96,20 @@ def _section(config: Config, key: str, known: Mapping[str, str]) -> dict[str, An
         raise ConfigError("must be a mapping", path=config.path, where=key)
     extra = sorted(str(k) for k in raw if k not in known)
     if extra:
-        raise ConfigError(f"unknown key {extra[0]!r} (known: {', '.join(known)})", path=config.path,
+        raise ConfigError(f"unknown key {shown(extra[0])} (known: {', '.join(known)})", path=config.path,
                           where=f"{key}.{extra[0]}")
     return dict(raw)
 
 
 def _num(config: Config, d: Mapping[str, Any], key: str, where: str, default: float, *,
-         minimum: float | None = None) -> float:
-    v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-        raise ConfigError(f"expected a number, got {v!r}", path=config.path, where=where)
-    if minimum is not None and v < minimum:
-        raise ConfigError(f"must be >= {minimum:g}, got {v!r}", path=config.path, where=where)
-    return float(v)
+         minimum: float | None = None, maximum: float | None = None) -> float:
+    return number(d.get(key, default), where, path=config.path, minimum=minimum, maximum=maximum)
 
 
 def _predictor(host: PluginHost, config: Config, name: Any, options: Any, where: str,
                options_where: str) -> Predictor:
     if not isinstance(name, str):
-        raise ConfigError(f"expected a predictor name, got {name!r}", path=config.path, where=where)
+        raise ConfigError(f"expected a predictor name, got {shown(name)}", path=config.path, where=where)
     if name in NOT_SHIPPED_PREDICTORS:
         raise ConfigError(
             f"{NOT_SHIPPED_PREDICTORS[name]}; choose one of "
@@ -134,14 +132,14 @@ def build_forecaster(host: PluginHost, config: Config) -> tuple[Forecaster, floa
                         "predictor.backup", "predictor.backup_options")
     bucket = _num(config, p, "bucket_s", "predictor.bucket_s", 10, minimum=1)
     if bucket != int(bucket):
-        raise ConfigError(f"must be a whole number of seconds, got {bucket!r}", path=config.path,
+        raise ConfigError(f"must be a whole number of seconds, got {shown(bucket)}", path=config.path,
                           where="predictor.bucket_s")
     rnd = p.get("round", True)
     if not isinstance(rnd, bool):
-        raise ConfigError(f"expected true or false, got {rnd!r}", path=config.path, where="predictor.round")
-    margin = _num(config, p, "margin_pct", "predictor.margin_pct", 0)
+        raise ConfigError(f"expected true or false, got {shown(rnd)}", path=config.path, where="predictor.round")
+    margin = _num(config, p, "margin_pct", "predictor.margin_pct", 0, maximum=MAX_MARGIN_PCT)
     if margin <= -100:
-        raise ConfigError(f"must be > -100, got {margin!r}", path=config.path, where="predictor.margin_pct")
+        raise ConfigError(f"must be > -100, got {shown(margin)}", path=config.path, where="predictor.margin_pct")
     fc = Forecaster(
         main,
         backup,
@@ -163,11 +161,11 @@ def adapter_settings(config: Config, monitoring_duration_s: float) -> AdapterSet
     a = _section(config, "adaptation", ADAPTATION_KEYS)
     memo = a.get("memoize", True)
     if not isinstance(memo, bool):
-        raise ConfigError(f"expected true or false, got {memo!r}", path=config.path, where="adaptation.memoize")
+        raise ConfigError(f"expected true or false, got {shown(memo)}", path=config.path,
+                          where="adaptation.memoize")
     k = a.get("num_candidates")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise ConfigError(f"must be a whole number >= 1, got {k!r}", path=config.path,
-                          where="adaptation.num_candidates")
+    if k is not None:
+        k = number(k, "adaptation.num_candidates", path=config.path, integer=True, minimum=1)
     return AdapterSettings(
         interval_s=_num(config, a, "interval_s", "adaptation.interval_s", 10, minimum=1),
         monitoring_duration_s=monitoring_duration_s,

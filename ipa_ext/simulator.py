@@ -155,6 +155,10 @@ def build_model(problem: Problem, config: Configuration, index: int = 0) -> Acti
     )
 
 
+MAX_HISTOGRAM_S = 1e12
+"""The latency histogram's range ends here however long the SLA (later latencies count as over)."""
+
+
 class LatencyHistogram:
     """Request latencies in fixed-width bins, filled with point masses and uniform spreads."""
 
@@ -314,7 +318,7 @@ class PipelineSimulator:
         self.queue: deque[list[float]] = deque()  # [n, first arrival, last arrival]
         self.queued = 0.0
         self.t = 0
-        hist_max = 2 * max(self.drop_limit_s, self.sla_s) + 10.0
+        hist_max = min(2 * max(self.drop_limit_s, self.sla_s) + 10.0, MAX_HISTOGRAM_S)
         width = histogram_width_s or max(hist_max / 20000.0, 1e-4)
         self.histogram = LatencyHistogram(width, hist_max)
         self.totals = self._new_totals()

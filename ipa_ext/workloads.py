@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bz2
 import io
-import math
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ConfigError, InputError
+from .numeric import number
+from .show import listed, shown
 
 IPA_WINDOWS: Mapping[str, tuple[int, int, int | None]] = {
     "bursty": (1301160, 1302360, None),
@@ -39,6 +41,9 @@ DEFAULT_SYNTHETIC: Mapping[str, Any] = {
     "seed": 0,
 }
 """The workload of a config that names none: a 20-minute fluctuating synthetic series."""
+
+MAX_RATE_RPS = 1e9
+"""The highest synthetic rate (``base_rps``, ``peak_rps``): far above any pipeline's capacity."""
 
 MAX_DURATION_S = 366 * 86400
 """The longest generated series (synthetic ``duration_s``, static ``load_duration``): a year
@@ -91,7 +96,7 @@ def _read_trace_text(p: Path) -> str:
                     raise InputError("the tarball holds no file", path=p)
                 txt = [m for m in members if m.name.endswith(".txt")] or members
                 if len(txt) > 1:
-                    names = ", ".join(m.name for m in txt[:5])
+                    names = listed(m.name for m in txt[:5])
                     raise InputError(f"the tarball holds several candidate files ({names}); extract one", path=p)
                 f = tar.extractfile(txt[0])
                 assert f is not None
@@ -109,11 +114,14 @@ def _read_trace_text(p: Path) -> str:
         raise InputError(f"not a text trace (byte {exc.start} is not ASCII)", path=p) from None
 
 
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def parse_trace(text: str, path: str | Path | None = None) -> np.ndarray:
     """Parse whitespace-separated per-second request counts.
 
-    Every token must be a non-negative integer; the first one that is not is
-    reported with its position. An empty trace is an error.
+    Every token must be a non-negative integer that fits 64 bits; the first one
+    that is not is reported with its line and position. An empty trace is an error.
     """
     tokens = text.split()
     if not tokens:
@@ -122,19 +130,27 @@ def parse_trace(text: str, path: str | Path | None = None) -> np.ndarray:
         arr = np.array(tokens, dtype=np.int64)
     except (ValueError, OverflowError):
         arr = None
-    if arr is not None and (len(arr) == 0 or arr.min() >= 0):
+    if arr is not None and arr.min() >= 0:
         return arr
-    for i, tok in enumerate(tokens):
-        try:
-            v = int(tok)
-        except ValueError:
-            raise InputError(
-                f"value {i + 1} ({tok[:20]!r}, second {i}) is not an integer request count",
-                path=path,
-            ) from None
-        if v < 0:
-            raise InputError(f"value {i + 1} ({tok!r}, second {i}) is negative", path=path)
-    raise InputError("cannot parse trace", path=path)  # pragma: no cover - unreachable
+    _raise_bad_token(text, path)
+    raise InputError("cannot parse trace", path=path)  # pragma: no cover - _raise_bad_token raises
+
+
+def _raise_bad_token(text: str, path: str | Path | None) -> None:
+    """Find the first token that is not a count and raise an error naming its line and position."""
+    i = 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        for tok in line.split():
+            where = f"line {lineno}, value {i + 1} (second {i})"
+            m = re.fullmatch(r"([+-]?)0*([0-9]*)", tok)
+            if m is None or tok.strip("+-") == "":
+                raise InputError(f"{shown(tok)} is not an integer request count", path=path, where=where)
+            if m.group(1) == "-" and m.group(2):
+                raise InputError(f"{shown(tok)} is negative", path=path, where=where)
+            if len(m.group(2)) > 19 or int(m.group(2) or 0) > INT64_MAX:
+                raise InputError(f"{shown(tok)} is larger than a 64-bit count ({INT64_MAX})",
+                                 path=path, where=where)
+            i += 1
 
 
 def load_trace(path: str | Path) -> np.ndarray:
@@ -163,10 +179,8 @@ def window(
         raise InputError(f"window {start}-{end} ends after the trace's {n} seconds", path=path, where="window")
     out = series[start:end]
     if damping_factor is not None:
-        d = int(damping_factor)
-        if d != damping_factor or d < 1:
-            raise InputError(f"damping_factor must be a whole number >= 1, got {damping_factor!r}",
-                             path=path, where="damping_factor")
+        d = number(damping_factor, "damping_factor", path=path, error=InputError, integer=True, minimum=1,
+                   maximum=INT64_MAX)
         out = out // d
     return np.ascontiguousarray(out, dtype=np.int64)
 
@@ -196,20 +210,16 @@ def synthetic(
     """
     if pattern not in SYNTHETIC_PATTERNS:
         raise ConfigError(
-            f"unknown synthetic pattern {pattern!r} (known: {', '.join(SYNTHETIC_PATTERNS)})",
+            f"unknown synthetic pattern {shown(pattern)} (known: {', '.join(SYNTHETIC_PATTERNS)})",
             where="workload.pattern",
         )
-    n = int(duration_s)
-    if n < 1 or n != duration_s:
-        raise ConfigError(f"must be a whole number of seconds >= 1, got {duration_s!r}", where="workload.duration_s")
-    if n > MAX_DURATION_S:
-        raise ConfigError(f"must be at most {MAX_DURATION_S} seconds (a year), got {duration_s!r}",
-                          where="workload.duration_s")
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ConfigError(f"must be a whole number >= 0, got {seed!r}", where="workload.seed")
-    for key, v in (("base_rps", base_rps), ("peak_rps", peak_rps), ("period_s", period_s)):
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ConfigError(f"must be a number >= 0, got {v!r}", where=f"workload.{key}")
+    n = number(duration_s, "workload.duration_s", integer=True, minimum=1, maximum=MAX_DURATION_S)
+    seed = number(seed, "workload.seed", integer=True, minimum=0)
+    base_rps, peak_rps, period_s = (
+        None if v is None else number(v, f"workload.{key}", minimum=0.0, maximum=hi)
+        for key, v, hi in (("base_rps", base_rps, MAX_RATE_RPS), ("peak_rps", peak_rps, MAX_RATE_RPS),
+                           ("period_s", period_s, None))
+    )
     rng = np.random.Generator(np.random.PCG64(int(seed)))
     t = np.arange(n, dtype=float)
     if pattern == "steady":
@@ -264,26 +274,20 @@ def _check_keys(section: Mapping[str, Any], allowed: tuple[str, ...], path: Path
     extra = sorted(str(k) for k in section if k not in allowed)
     if extra:
         raise ConfigError(
-            f"unknown key {extra[0]!r} for workload type {section.get('type')!r} "
+            f"unknown key {shown(extra[0])} for workload type {shown(section.get('type'))} "
             f"(known: {', '.join(allowed)})",
             path=path,
             where=f"workload.{extra[0]}",
         )
 
 
-def _int(section: Mapping[str, Any], key: str, path: Path | None, default: Any = None) -> Any:
-    v = section.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        raise ConfigError(f"expected a whole number, got {v!r}", path=path, where=f"workload.{key}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"expected a whole number, got {v!r}", path=path, where=f"workload.{key}") from None
-    if not math.isfinite(f) or f != int(f):
-        raise ConfigError(f"expected a whole number, got {v!r}", path=path, where=f"workload.{key}")
-    return int(f)
+def _int(section: Mapping[str, Any], key: str, path: Path | None, default: Any = None, *,
+         nullable: bool = False) -> Any:
+    """A whole-number workload key: absent gives ``default``; null gives None only when
+    ``nullable`` (IPA writes ``damping_factor: null`` for none)."""
+    if key not in section or (section[key] is None and nullable):
+        return default if key not in section else None
+    return number(section[key], f"workload.{key}", path=path, integer=True, text=True)
 
 
 def from_section(section: Mapping[str, Any] | None, base_dir: Path, path: Path | None = None) -> Workload:
@@ -292,6 +296,9 @@ def from_section(section: Mapping[str, Any] | None, base_dir: Path, path: Path |
     kind = s.get("type", "synthetic" if "pattern" in s or not section else None)
     if kind is None:
         raise ConfigError("missing 'type' (synthetic, twitter or static)", path=path, where="workload.type")
+    if not isinstance(kind, str):
+        raise ConfigError(f"expected synthetic, twitter or static, got {shown(kind)}", path=path,
+                          where="workload.type")
     s["type"] = kind
     if kind == "synthetic":
         _check_keys(s, SYNTHETIC_KEYS, path)
@@ -315,11 +322,11 @@ def from_section(section: Mapping[str, Any] | None, base_dir: Path, path: Path |
                 path=path,
                 where="workload.trace",
             )
-        start, end, damping = _int(s, "start", path), _int(s, "end", path), _int(s, "damping_factor", path)
+        start, end, damping = (_int(s, k, path, nullable=True) for k in ("start", "end", "damping_factor"))
         if name is not None:
-            if name not in IPA_WINDOWS:
+            if not isinstance(name, str) or name not in IPA_WINDOWS:
                 raise ConfigError(
-                    f"unknown IPA window {name!r} (known: {', '.join(IPA_WINDOWS)})", path=path,
+                    f"unknown IPA window {shown(name)} (known: {', '.join(IPA_WINDOWS)})", path=path,
                     where="workload.window",
                 )
             ws, we, wd = IPA_WINDOWS[name]
@@ -340,7 +347,7 @@ def from_section(section: Mapping[str, Any] | None, base_dir: Path, path: Path |
                               where="workload.load_duration")
         return Workload(f"static:{load}", np.full(duration, load, dtype=np.int64), "static",
                         {"loads_to_test": load, "load_duration": duration})
-    raise ConfigError(f"unknown workload type {kind!r} (synthetic, twitter or static)", path=path,
+    raise ConfigError(f"unknown workload type {shown(kind)} (synthetic, twitter or static)", path=path,
                       where="workload.type")
 
 
@@ -376,6 +383,14 @@ def twitter(
     return Workload(label, rates, "trace", params)
 
 
+def _exists(path: str) -> bool:
+    """Whether a path names something; False for a name the system refuses (too long, ...)."""
+    try:
+        return Path(path).exists()
+    except OSError:
+        return False
+
+
 def parse_window(text: str) -> tuple[int, int]:
     """``START-END`` or ``START:END`` in seconds."""
     for sep in ("-", ":"):
@@ -385,7 +400,7 @@ def parse_window(text: str) -> tuple[int, int]:
                 return int(a), int(b)
             except ValueError:
                 break
-    raise InputError(f"--window {text!r}: expected START-END in whole seconds")
+    raise InputError(f"--window {shown(text)}: expected START-END in whole seconds")
 
 
 def resolve(
@@ -397,6 +412,7 @@ def resolve(
     window_s: tuple[int, int] | None = None,
     damping_factor: int | None = None,
     trace: str | Path | None = None,
+    flag: str = "--workload",
 ) -> Workload:
     """The workload a command line asks for.
 
@@ -412,6 +428,7 @@ def resolve(
     * a trace file path.
 
     ``window_s`` (start, end) and ``damping_factor`` override the window of a trace.
+    ``flag`` is the option that gave ``spec``, for errors (``bench`` passes ``--workloads``).
     """
     section = dict(section or {})
     trace_path: Path | None = None
@@ -432,41 +449,41 @@ def resolve(
         return from_section(section or None, base_dir, config_path)
 
     kind, name = "", spec
-    if ":" in spec and not Path(spec).exists():
+    if ":" in spec and not _exists(spec):
         kind, _, name = spec.partition(":")
     if kind == "synthetic" or (not kind and name in SYNTHETIC_PATTERNS and name not in IPA_WINDOWS):
         if windowed:
-            raise InputError(f"--window and --damping select part of a trace; {spec!r} is a synthetic "
-                             "workload (set its duration_s in the config)", where="--workload")
+            raise InputError(f"--window and --damping select part of a trace; {shown(spec)} is a synthetic "
+                             "workload (set its duration_s in the config)", where=flag)
         s: dict[str, Any] = {"type": "synthetic", "pattern": name}
         if section.get("type", "synthetic") == "synthetic":
             s.update({k: section[k] for k in ("duration_s", "seed") if k in section})
         if name not in SYNTHETIC_PATTERNS:
-            raise InputError(f"unknown synthetic pattern {name!r} (known: {', '.join(SYNTHETIC_PATTERNS)})",
-                             where="--workload")
+            raise InputError(f"unknown synthetic pattern {shown(name)} (known: {', '.join(SYNTHETIC_PATTERNS)})",
+                             where=flag)
         return from_section(s, base_dir, config_path)
     if kind == "twitter" or (not kind and name in IPA_WINDOWS):
         if name not in IPA_WINDOWS:
-            raise InputError(f"unknown IPA window {name!r} (known: {', '.join(IPA_WINDOWS)})",
-                             where="--workload")
+            raise InputError(f"unknown IPA window {shown(name)} (known: {', '.join(IPA_WINDOWS)})",
+                             where=flag)
         if trace_path is None:
             hint = f"; the built-in pattern is 'synthetic:{name}'" if name in SYNTHETIC_PATTERNS else ""
             raise InputError(
-                f"workload {name!r} is a window of the Twitter trace: pass --trace FILE "
+                f"workload {shown(name)} is a window of the Twitter trace: pass --trace FILE "
                 f"(workload.tbz2 or workload.txt) or set workload.trace{hint}",
-                where="--workload",
+                where=flag,
             )
         ws, we, wd = IPA_WINDOWS[name]
         if window_s is not None:
             ws, we = window_s
         return twitter(trace_path, ws, we, wd if damping_factor is None else damping_factor, name=name)
     if kind:
-        raise InputError(f"unknown workload kind {kind!r} in {spec!r} (synthetic:NAME, twitter:NAME or a path)",
-                         where="--workload")
+        raise InputError(f"unknown workload kind {shown(kind)} in {shown(spec)} (synthetic:NAME, twitter:NAME or a path)",
+                         where=flag)
     p = Path(spec)
-    if not p.exists():
+    if not _exists(spec):
         known = ", ".join(dict.fromkeys([*SYNTHETIC_PATTERNS, *IPA_WINDOWS]))
-        raise InputError(f"no such workload name or file {spec!r} (names: {known}; or a trace path)",
-                         where="--workload")
+        raise InputError(f"no such workload name or file {shown(spec)} (names: {known}; or a trace path)",
+                         where=flag)
     start, end = window_s if window_s is not None else (None, None)
     return twitter(p, start, end, damping_factor)

@@ -41,7 +41,6 @@ infadapter    InfAdapter: a set of variants with the load split among them, most
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import replace
 from typing import Any, Mapping
@@ -59,21 +58,18 @@ from ipa_ext.policies import (
     with_weights,
 )
 from ipa_ext.problem import Evaluation, Problem, Settings
+from ipa_ext.numeric import option
 
 FA2_HIGH_IPA = {"yolov5s", "resnet101"}
 """IPA's FA2-high variants of the video pipeline."""
 
 
 def _whole(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
+    return option(name, value, integer=True, minimum=minimum)
 
 
 def _percent(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
-        raise ValueError(f"{name} must be a number from 0 to 100, got {value!r}")
-    return float(value)
+    return option(name, value, minimum=0, maximum=100)
 
 
 class IpaPolicy(DelegatingPolicy):
@@ -161,9 +157,7 @@ class InfaasPolicy(DelegatingPolicy):
     def __init__(self, base: str = DEFAULT_BASE, base_options: Mapping[str, Any] | None = None,
                  tie_break: float = 1e-6) -> None:
         super().__init__(base, base_options)
-        if not isinstance(tie_break, (int, float)) or tie_break < 0 or not math.isfinite(tie_break):
-            raise ValueError(f"tie_break must be a number >= 0, got {tie_break!r}")
-        self.tie_break = float(tie_break)
+        self.tie_break = option("tie_break", tie_break, minimum=0)
 
     def settings_for(self, problem: Problem) -> Settings:
         s = with_weights(super().settings_for(problem), alpha=self.tie_break)
@@ -197,10 +191,8 @@ class VpaPolicy(Optimizer):
                 _percent("upper_percentile", upper_percentile))
         if not pcts[0] <= pcts[1] <= pcts[2]:
             raise ValueError("percentiles must satisfy lower <= target <= upper")
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 10:
-            raise ValueError(f"margin must be a fraction >= 0 (0.15 is 15 %), got {margin!r}")
+        self.margin = option("margin (a fraction: 0.15 is 15 %)", margin, minimum=0, maximum=10)
         self.variants_option = dict(variants) if variants else {}
-        self.margin = float(margin)
         self.pcts = pcts
         self.samples: list[deque[float]] = []
 

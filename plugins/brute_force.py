@@ -18,6 +18,7 @@ from typing import Any
 from ipa_ext import hookimpl
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
+from ipa_ext.numeric import option
 from ipa_ext.optimizers import Optimizer
 from ipa_ext.problem import Evaluation, Problem, within
 
@@ -27,9 +28,7 @@ class BruteForceOptimizer(Optimizer):
     deterministic = True
 
     def __init__(self, max_combinations: int = 5_000_000) -> None:
-        if max_combinations < 1:
-            raise ValueError("max_combinations must be >= 1")
-        self.max_combinations = int(max_combinations)
+        self.max_combinations = option("max_combinations", max_combinations, integer=True, minimum=1)
 
     def solve(
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int

@@ -17,11 +17,11 @@ It also takes every ``ilp`` option.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ipa_ext import hookimpl
 from ipa_ext.errors import ConfigError
+from ipa_ext.numeric import option
 from ipa_ext.problem import Problem
 from ipa_ext_plugins.ilp import IlpOptimizer
 
@@ -29,13 +29,7 @@ from ipa_ext_plugins.ilp import IlpOptimizer
 def _number(name: str, value: Any, *, positive: bool = False) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
+    return option(name, value, positive=positive, minimum=0)
 
 
 ENERGY_BLIND_NOTE = (

@@ -21,6 +21,7 @@ from ipa_ext.energy.cputime import CLK_TCK, process_tree_cpu_s, system_cpu
 from ipa_ext.energy.hostinfo import cpu_model_name
 from ipa_ext.energy.source import WHOLE_SYSTEM, Domain, EnergySource, EnergySourceError, ProbeResult, Reading, Status
 from ipa_ext.errors import InputError
+from ipa_ext.numeric import MODEL_LIMIT, option
 
 TDP_TABLE: tuple[tuple[str, float, int], ...] = (
     # (model regex, package TDP in watts, logical CPUs per package) from the vendors' spec sheets
@@ -39,6 +40,8 @@ DEFAULT_TDP_PER_CPU_W = 5.0
 """An unknown CPU is modelled at 5 W per logical CPU at full load (a rough figure; set tdp_w)."""
 DEFAULT_IDLE_FRACTION = 0.3
 """Share of TDP drawn when idle (the idle floor), unless idle_w is given."""
+MAX_CPUS = 1_000_000
+"""The most logical CPUs the ``cpus`` option may give."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +73,14 @@ class EstimateSource(EnergySource):
                  tdp_w: float | None = None, cpus: int | None = None, cpu_model: str | None = None,
                  idle_fraction: float = DEFAULT_IDLE_FRACTION, pid: int | None = None,
                  proc: str = "/proc", cpuinfo: str = "/proc/cpuinfo") -> None:
-        for label, v in (("watts_per_core", watts_per_core), ("idle_w", idle_w), ("tdp_w", tdp_w)):
-            if v is not None and not (float(v) >= 0):
-                raise ValueError(f"{label} must be a non-negative number")
-        if not 0.0 <= float(idle_fraction) < 1.0:
-            raise ValueError("idle_fraction must be in [0, 1)")
-        if cpus is not None and int(cpus) < 1:
-            raise ValueError("cpus must be at least 1")
+        watts_per_core, idle_w, tdp_w = (
+            None if v is None else option(label, v, minimum=0, maximum=MODEL_LIMIT)
+            for label, v in (("watts_per_core", watts_per_core), ("idle_w", idle_w), ("tdp_w", tdp_w)))
+        idle_fraction = option("idle_fraction", idle_fraction, minimum=0)
+        if not idle_fraction < 1.0:
+            raise ValueError(f"idle_fraction must be in [0, 1), got {idle_fraction:g}")
+        if cpus is not None:
+            cpus = option("cpus", cpus, integer=True, minimum=1, maximum=MAX_CPUS)
         self._watts_per_core = watts_per_core
         self._idle_w = idle_w
         self._tdp_w = tdp_w

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 from ipa_ext import hookimpl
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
+from ipa_ext.numeric import option
 from ipa_ext.objectives import Objective
 from ipa_ext.optimizers import Decision, Optimizer
 from ipa_ext.pool import TIE_TOLERANCE, CandidatePool
@@ -60,12 +61,12 @@ class IlpOptimizer(Optimizer):
     ) -> None:
         if solver not in SOLVER_CHOICES:
             raise ValueError(f"solver must be one of {', '.join(SOLVER_CHOICES)}, got {solver!r}")
-        if time_limit_s is not None and (isinstance(time_limit_s, bool) or not (isinstance(time_limit_s, (int, float)) and time_limit_s > 0)):
-            raise ValueError(f"time_limit_s must be > 0, got {time_limit_s!r}")
+        if time_limit_s is not None:
+            time_limit_s = option("time_limit_s", time_limit_s, positive=True)
         if not isinstance(prune, bool):
             raise ValueError(f"prune must be true or false, got {prune!r}")
-        if pool_gap is not None and (isinstance(pool_gap, bool) or not (isinstance(pool_gap, (int, float)) and pool_gap >= 0)):
-            raise ValueError(f"pool_gap must be >= 0, got {pool_gap!r}")
+        if pool_gap is not None:
+            pool_gap = option("pool_gap", pool_gap, minimum=0)
         self.solver = solver
         self.time_limit_s = None if time_limit_s is None else float(time_limit_s)
         self.prune = prune
@@ -198,7 +199,7 @@ class IlpOptimizer(Optimizer):
             obj, weight = product
             factors = [[obj.stage_value(p, o, rate_rps) for o in opts] for opts in per_stage]
             magnitude += abs(weight) * math.prod(max((abs(f) for f in st), default=0.0) for st in factors)
-        return Selection(
+        sel = Selection(
             coefficients=coefficients,
             latencies=latencies,
             latency_bound=p.sla_s,
@@ -208,6 +209,27 @@ class IlpOptimizer(Optimizer):
             factor_weight=weight,
             term_magnitude=magnitude,
         )
+        _check_magnitudes(sel, self.name)
+        return sel
+
+
+MAX_MAGNITUDE = 1e15
+"""The largest number the MILP model may hold: solvers treat 1e20 (HiGHS) as infinite and lose
+precision well before; a larger objective coefficient, latency or power is refused plainly."""
+
+
+def _check_magnitudes(sel: Selection, name: str) -> None:
+    """Refuse a model whose numbers a MILP solver cannot represent (a one-line config error)."""
+    parts = [("an objective coefficient", sel.coefficients, "weights"),
+             ("a latency", sel.latencies, "sla_s"), ("a power", sel.powers or (), "power_cap_w"),
+             ("an accuracy factor", sel.factors or (), "weights")]
+    for what, rows, where in parts:
+        worst = max((abs(x) for row in rows for x in row), default=0.0)
+        if not worst <= MAX_MAGNITUDE:
+            raise ConfigError(
+                f"the {name} model needs {what} of {worst:.3g} (weights x profile values), beyond "
+                f"the {MAX_MAGNITUDE:.0e} a MILP solver represents; scale the weights or the profile's "
+                "units down, or use brute-force", where=where)
 
 
 @hookimpl

@@ -25,6 +25,7 @@ from typing import Any
 from ipa_ext import hookimpl
 from ipa_ext.mix import StageMix
 from ipa_ext.model import Configuration
+from ipa_ext.numeric import option
 from ipa_ext.optimizers import Optimizer
 from ipa_ext.problem import Evaluation, Option, Problem, replicas_needed, within
 
@@ -35,11 +36,9 @@ class InfAdapterPolicy(Optimizer):
     uses_current = False
 
     def __init__(self, max_variants: int = 2, allow_batching: bool = False) -> None:
-        if isinstance(max_variants, bool) or int(max_variants) != max_variants or max_variants < 1:
-            raise ValueError(f"max_variants must be a whole number >= 1, got {max_variants!r}")
         if not isinstance(allow_batching, bool):
             raise ValueError(f"allow_batching must be true or false, got {allow_batching!r}")
-        self.max_variants = int(max_variants)
+        self.max_variants = option("max_variants", max_variants, integer=True, minimum=1)
         self.allow_batching = allow_batching
 
     def solve(

@@ -20,6 +20,7 @@ from typing import Any
 from ipa_ext import hookimpl
 from ipa_ext.energy.counters import Counter
 from ipa_ext.energy.source import Domain, EnergySource, EnergySourceError, ProbeResult, Reading, Status
+from ipa_ext.numeric import option
 
 EXTRA_HINT = "pip install 'ipa-ext[nvml]' (nvidia-ml-py)"
 
@@ -46,9 +47,7 @@ class NvmlSource(EnergySource):
 
     def __init__(self, module: str = "pynvml", sample_interval_s: float = 0.1) -> None:
         self.module_name = module
-        self.sample_interval_s = float(sample_interval_s)
-        if self.sample_interval_s <= 0:
-            raise ValueError("sample_interval_s must be positive")
+        self.sample_interval_s = option("sample_interval_s", sample_interval_s, positive=True, maximum=3600)
         self.resolution_s = 0.0
         self._nvml: ModuleType | None = None
         self._gpus: list[Gpu] | None = None

@@ -31,6 +31,7 @@ from ipa_ext.energy.source import (
     Reading,
     Status,
 )
+from ipa_ext.numeric import option
 from ipa_ext.textsplit import split_top_level
 
 PMU_ROOT = "/sys/bus/event_source/devices"
@@ -134,16 +135,15 @@ class PerfSource(EnergySource):
                  perf: str | Sequence[str] = "perf", pmu_root: str = PMU_ROOT, probe_s: float = 0.3,
                  cpuinfo: str = "/proc/cpuinfo") -> None:
         self._events = normalise_events(events) if events is not None else None
-        self.interval_ms = int(interval_ms)
-        if self.interval_ms < 10:
-            raise ValueError("interval_ms: perf needs at least 10 ms")
+        self.interval_ms = option("interval_ms (perf needs at least 10 ms)", interval_ms, integer=True,
+                                  minimum=10, maximum=86_400_000)
         self.resolution_s = self.interval_ms / 1000.0
         self.perf = [perf] if isinstance(perf, str) else [str(x) for x in perf]
         """perf's command: ``perf``, a path, or a prefix such as ``["sudo", "-n", "perf"]``."""
         if not self.perf:
             raise ValueError("perf: empty command")
         self.pmu_root = pmu_root
-        self.probe_s = float(probe_s)
+        self.probe_s = option("probe_s", probe_s, minimum=0, maximum=60)
         self.cpuinfo = cpuinfo
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None

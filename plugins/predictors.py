@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ipa_ext import hookimpl
+from ipa_ext.numeric import option
 from ipa_ext.predictors import Predictor
 
 
@@ -48,9 +49,7 @@ class MovingWindowMaxPredictor(Predictor):
     name = "moving-window-max"
 
     def __init__(self, window: int = 6) -> None:
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or int(window) != window or window < 1:
-            raise ValueError(f"window must be a whole number of buckets >= 1, got {window!r}")
-        self.window = int(window)
+        self.window = option("window (buckets)", window, integer=True, minimum=1)
 
     def predict(self, history_rps: Sequence[float]) -> float:
         return float(max(history_rps[-self.window :]))

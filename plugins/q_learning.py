@@ -132,6 +132,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from ipa_ext import hookimpl
 from ipa_ext.errors import ConfigError, InputError
 from ipa_ext.model import Configuration, StageConfig
+from ipa_ext.numeric import MODEL_LIMIT, NumberError, as_number, option
+from ipa_ext.show import shown
 from ipa_ext.optimizers import Decision, Optimizer
 from ipa_ext.problem import Evaluation, Option, Problem, replicas_needed, within
 
@@ -796,16 +798,20 @@ class Policy:
 
 def _number(name: str, value: Any, lo: float | None = None, hi: float | None = None,
             integer: bool = False) -> Any:
-    """An option's value checked to be a (whole) number within bounds; ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if integer and value != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    if lo is not None and value < lo:
-        raise ValueError(f"{name} must be >= {lo:g}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ValueError(f"{name} must be <= {hi:g}, got {value!r}")
-    return int(value) if integer else float(value)
+    """An option's value checked to be a (whole) number within bounds (at most MODEL_LIMIT in
+    magnitude, so that rewards and Q-values never overflow); ValueError otherwise."""
+    return option(name, value, minimum=-MODEL_LIMIT if lo is None else lo,
+                  maximum=MODEL_LIMIT if hi is None else hi, integer=integer)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite number of magnitude at most 1e200 (what a saved table's numbers must be: updates
+    on larger ones could overflow)."""
+    try:
+        as_number(value, minimum=-1e200, maximum=1e200)
+    except NumberError:
+        return False
+    return True
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -1156,18 +1162,18 @@ def read_tables(path: Path) -> list[dict[str, Any]]:
             if not isinstance(t, dict):
                 raise bad(tw, "expected a mapping")
             rate, eps, eps_n = t.get("rate_rps"), t.get("epsilon"), t.get("episodes")
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
-                raise bad(f"{tw}.rate_rps", f"expected a rate >= 0, got {rate!r}")
-            if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-                raise bad(f"{tw}.epsilon", f"expected a number in 0..1, got {eps!r}")
-            if isinstance(eps_n, bool) or not isinstance(eps_n, int) or eps_n < 0:
-                raise bad(f"{tw}.episodes", f"expected a whole number >= 0, got {eps_n!r}")
+            if not _is_number(rate) or rate < 0:
+                raise bad(f"{tw}.rate_rps", f"expected a rate >= 0, got {shown(rate)}")
+            if not _is_number(eps) or not 0 <= eps <= 1:
+                raise bad(f"{tw}.epsilon", f"expected a number in 0..1, got {shown(eps)}")
+            if isinstance(eps_n, bool) or not isinstance(eps_n, int) or not _is_number(eps_n) or eps_n < 0:
+                raise bad(f"{tw}.episodes", f"expected a whole number >= 0, got {shown(eps_n)}")
             sched = t.get("schedule_episode")
             if isinstance(sched, bool) or not isinstance(sched, int) or not 0 <= sched <= eps_n:
-                raise bad(f"{tw}.schedule_episode", f"expected a whole number from 0 to episodes, got {sched!r}")
+                raise bad(f"{tw}.schedule_episode", f"expected a whole number from 0 to episodes, got {shown(sched)}")
             q_init = t.get("q_init")
-            if isinstance(q_init, bool) or not isinstance(q_init, (int, float)) or not math.isfinite(q_init):
-                raise bad(f"{tw}.q_init", f"expected a finite number, got {q_init!r}")
+            if not _is_number(q_init):
+                raise bad(f"{tw}.q_init", f"expected a finite number, got {shown(q_init)}")
             q = t.get("q")
             if not isinstance(q, dict):
                 raise bad(f"{tw}.q", "missing or not a mapping")
@@ -1176,16 +1182,16 @@ def read_tables(path: Path) -> list[dict[str, Any]]:
                 try:
                     state = layout.parse_key(key)
                 except ValueError as exc:
-                    raise bad(f"{tw}.q[{key!r}]", f"bad state key: {exc}") from None
+                    raise bad(f"{tw}.q[{shown(key)}]", f"bad state key: {exc}") from None
                 if not isinstance(row, list) or len(row) != layout.n_actions:
-                    raise bad(f"{tw}.q[{key!r}]", f"expected a list of {layout.n_actions} values")
+                    raise bad(f"{tw}.q[{shown(key)}]", f"expected a list of {layout.n_actions} values")
                 vals = []
                 mask = 0
                 for a, v in enumerate(row):
                     if v is None:
                         vals.append(table.q_init)
-                    elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                        raise bad(f"{tw}.q[{key!r}][{a}]", f"expected a finite number or null, got {v!r}")
+                    elif not _is_number(v):
+                        raise bad(f"{tw}.q[{shown(key)}][{a}]", f"expected a finite number or null, got {shown(v)}")
                     else:
                         vals.append(float(v))
                         mask |= 1 << a

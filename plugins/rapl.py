@@ -23,6 +23,7 @@ from ipa_ext import hookimpl
 from ipa_ext.energy.counters import DEFAULT_MAX_POWER_W, Counter
 from ipa_ext.energy.hostinfo import is_virtual_machine
 from ipa_ext.energy.source import Domain, EnergySource, ProbeResult, Reading, Status
+from ipa_ext.numeric import MODEL_LIMIT, option
 
 DEFAULT_ROOT = "/sys/class/powercap"
 ZONE_RE = re.compile(r"^(intel-rapl|amd-rapl):(\d+)(?::(\d+))?$")
@@ -67,11 +68,10 @@ class RaplSource(EnergySource):
         self.root = Path(sysfs_root)
         self.clock = clock
         """Monotonic seconds for reading timestamps (a parameter so tests can step time)."""
-        self.max_power_w = float(max_power_w)
-        if self.max_power_w <= 0:
-            raise ValueError("max_power_w must be positive")
+        self.max_power_w = option("max_power_w", max_power_w, positive=True, maximum=MODEL_LIMIT)
         self.poll = bool(poll)
-        self._poll_interval_s = poll_interval_s
+        self._poll_interval_s = (None if poll_interval_s is None
+                                 else option("poll_interval_s", poll_interval_s, positive=True, maximum=3600))
         self.cpuinfo = cpuinfo
         self._zones: list[Zone] | None = None
         self._counters: dict[str, Counter] = {}

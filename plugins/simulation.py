@@ -26,18 +26,14 @@ from ipa_ext import hookimpl
 from ipa_ext.backends import Backend, IntervalOutcome, RunContext
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
+from ipa_ext.numeric import option
 from ipa_ext.simulator import PipelineSimulator
 
 DEFAULT_RECONFIGURATION_DELAY_S = 5.0
 
 
 def _number(name: str, value: Any, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if v != v or v < 0 or (positive and v == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return v
+    return option(name, value, positive=positive, minimum=0)
 
 
 class SimulationBackend(Backend):

@@ -152,8 +152,8 @@ def test_duplicate_yaml_keys_are_rejected(tmp_path):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["optimize", CONFIG, "--rate", "abc"], "ipa-ext optimize: argument --rate: invalid float value: 'abc'"),
-        (["simulate", CONFIG, "--window", "-5-3"], "ipa-ext simulate: argument --window"),
+        (["optimize", CONFIG, "--rate", "abc"], "ipa-ext: error: optimize: argument --rate: invalid float value: 'abc'"),
+        (["simulate", CONFIG, "--window", "-5-3"], "ipa-ext: error: simulate: argument --window"),
         (["energy", "measure", "--interval", "nan", "--", "true"], "argument --interval: invalid int value"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
         (["optimize"], "the following arguments are required: config"),
@@ -175,8 +175,8 @@ def test_usage_errors_are_one_line(args, needle):
         (["--rate", "10", "--optimizer", "energy-ilp", "--power-cap", "nan"], "--power-cap must be a finite number"),
         (["--rate", "10", "--optimizer", "energy-ilp", "--power-cap", "-5"], "--power-cap must be > 0, got -5"),
         (["--rate", "10", "--at", "inf"], "--at must be a finite number"),
-        (["--rate", "10", "--optimizer", "energy-ilp:delta=.nan"], "delta must be a finite number, got nan"),
-        (["--rate", "10", "--optimizer", "energy-ilp:power_cap_w=.inf"], "power_cap_w must be a finite number"),
+        (["--rate", "10", "--optimizer", "energy-ilp:delta=.nan"], "delta: expected a finite number, got .nan"),
+        (["--rate", "10", "--optimizer", "energy-ilp:power_cap_w=.inf"], "power_cap_w: expected a finite number, got .inf"),
     ],
 )
 def test_non_finite_numbers_on_the_command_line_are_rejected(args, needle):
@@ -216,7 +216,7 @@ SIM = ("initial:\n  crop: {variant: yolov5n, cpu: 1, batch: 1, replicas: 1}\n"
     # energy-ilp passes **options on to ilp: the known options are both classes'
     ("", "{name: energy-ilp, options: {bogus: 1}}", ("unknown option 'bogus' (known: delta,", "solver")),
     ("predictor: {name: moving-window-max, options: {window: abc}}\n", "ilp",
-     ("predictor.options: predictor 'moving-window-max': window must be a whole number", "'abc'")),
+     ("predictor.options: predictor 'moving-window-max': window (buckets): expected a number", "'abc'")),
     ("predictor: {backup: nope}\n", "ilp", ("predictor.backup: unknown predictor 'nope'",)),
     ("predictor: {backup: max, backup_options: {x: 1}}\n", "ilp",
      ("predictor.backup_options: predictor 'max': takes no options",)),

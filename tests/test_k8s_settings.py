@@ -130,7 +130,7 @@ def test_defaults_and_per_stage_settings_merge(tmp_path):
     ({"retry": {"attempts": 0}}, "kubernetes.retry.attempts", ">= 1"),
     ({"retry": {"tries": 3}}, "kubernetes.retry.tries", "unknown key"),
     ({"in_cluster": "maybe"}, "kubernetes.in_cluster", "auto, true or false"),
-    ({"request_timeout_s": "soon"}, "kubernetes.request_timeout_s", "must be a number"),
+    ({"request_timeout_s": "soon"}, "kubernetes.request_timeout_s", "expected a number, got 'soon'"),
     ({"defaults": {"name": "x"}}, "kubernetes.defaults.name", "per stage"),
     ({"stages": {"crop": {"set_limits": "yes"}}}, "kubernetes.stages.crop.set_limits", "true or false"),
     ({"stages": ["crop"]}, "kubernetes.stages", "must be a mapping"),

@@ -68,7 +68,7 @@ def test_loads_yaml_profiles_and_inline(tmp_path):
     "rows,header,needle",
     [
         (ROWS, "stage,variant,cpu,batch,latency_s,power_w\n", "missing column(s) throughput_rps"),
-        (ROWS[:1] + ["det,big,1,1,abc,3.3,12,2,"], HEADER, "line 3: column latency_s: 'abc' is not a number"),
+        (ROWS[:1] + ["det,big,1,1,abc,3.3,12,2,"], HEADER, "line 3: column latency_s: expected a number, got 'abc'"),
         (ROWS[:1] + ["det,big,1,1,0,3.3,12,2,"], HEADER, "line 3: column latency_s: must be > 0"),
         (ROWS[:1] + ["det,big,1,1,0.3,-1,12,2,"], HEADER, "line 3: column throughput_rps: must be > 0"),
         (ROWS[:1] + ["det,big,1,1,0.3,nan,12,2,"], HEADER, "line 3: column throughput_rps"),

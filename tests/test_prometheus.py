@@ -193,7 +193,7 @@ def test_settings_build_a_reader_with_a_bearer_token(tmp_path):
     ({"url": "http://p:9090", "query": "x"}, "prometheus.query", "unknown key"),
     ({"url": "http://p:9090", "rate_query": ""}, "prometheus.rate_query", "PromQL"),
     ({"url": "http://p:9090", "step_s": 0}, "prometheus.step_s", "> 0"),
-    ({"url": "http://p:9090", "timeout_s": "5s"}, "prometheus.timeout_s", "> 0"),
+    ({"url": "http://p:9090", "timeout_s": "5s"}, "prometheus.timeout_s", "expected a number, got '5s'"),
 ])
 def test_bad_prometheus_settings_name_the_field(tmp_path, section, where, needle):
     from ipa_ext.prometheus import parse_prometheus_settings

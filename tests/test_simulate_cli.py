@@ -167,7 +167,7 @@ def test_bench_rejects_unknown_policies_before_running(tmp_path):
 @pytest.mark.parametrize("args, needles", [
     (["--optimizer", "rim:replicas=0:base=brute-force"], ["optimizer 'rim'", "replicas must be"]),
     (["--optimizer", "rim:foo"], ["'rim:foo'", "NAME:key=value"]),
-    (["--optimizer", "vpa:history=x"], ["history must be a whole number"]),
+    (["--optimizer", "vpa:history=x"], ["history: expected a number, got 'x'"]),
     (["--optimizer", "fa2-low:base=nope"], ["delegates to optimizer 'nope'"]),
     (["--optimizer", "nope"], ["unknown optimizer 'nope'"]),
     (["--workload", "synthetic:nope"], ["--workload", "unknown synthetic pattern 'nope'"]),

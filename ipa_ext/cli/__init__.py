@@ -2,21 +2,38 @@
 
 Each subcommand lives in its own module with ``add_parser(subparsers)``; this
 module wires them together and turns every :class:`~ipa_ext.errors.IpaExtError`
-into one line on stderr and a non-zero exit code (a traceback only with
-``--debug``).
+into one line on stderr and its exit code (see :data:`EXIT_CODES`); any other
+exception is a bug: one line asking for a report, exit 70 (a traceback only
+with ``--debug``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import NoReturn, Sequence
 
 from .. import __version__
 from ..errors import IpaExtError
+from ..show import QUOTE_LIMIT
 from . import (adapt_cmd, bench_cmd, energy_cmd, models_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
                validate_cmd)
 from . import profile_cmd
+
+EXIT_CODES = {
+    0: "success",
+    1: "no feasible configuration; an energy source that is not available; a transient fault",
+    2: "bad input (config, profile, trace, log, command-line arguments)",
+    3: "a MILP solver failed (for example stopped at its time limit before proving optimality)",
+    70: "an internal error: a bug in ipa-ext or a plugin (EX_SOFTWARE)",
+    130: "stopped by SIGINT",
+    143: "stopped by SIGTERM",
+}
+"""The documented exit codes (``energy measure`` also passes the command's own code through)."""
+EXIT_BUG = 70
+MESSAGE_LIMIT = 2000
+"""The longest error line printed (a backstop: readers quote values briefly already)."""
 
 COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd, adapt_cmd,
             models_cmd)
@@ -27,7 +44,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse with usage errors as one ``ipa-ext: error:`` line (exit 2), like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"ipa-ext: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        sub = self.prog.removeprefix("ipa-ext").strip()  # argparse's prog: "ipa-ext" or "ipa-ext validate"
+        where = f"{sub}: " if sub else ""
+        message = re.sub(r"'([^']{%d})[^']+'" % QUOTE_LIMIT, r"'\1...'", message)  # argparse quotes values whole
+        self.exit(2, f"ipa-ext: error: {where}{_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _line(text: str) -> str:
+    """One line of at most :data:`MESSAGE_LIMIT` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IpaExtError as exc:
         if args.debug:
             raise
-        print(f"ipa-ext: error: {exc}", file=sys.stderr)
+        print(f"ipa-ext: error: {_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ipa-ext: interrupted", file=sys.stderr)
@@ -66,10 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(
-            f"ipa-ext: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
+            f"ipa-ext: internal error: {type(exc).__name__}: {_line(str(exc))[:300]} (a bug in ipa-ext or "
+            f"a plugin: please report it with the command and the traceback that --debug prints)",
             file=sys.stderr,
         )
-        return 3
+        return EXIT_BUG
 
 
 def run() -> None:  # pragma: no cover - console-script shim

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..metrics import AdapterMetrics
 from ..reports import write_json
 from ..runner import execute, prepare, run_summary
+from ..show import shown
 from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import LOG_NAME, SUMMARY_NAME, default_out
 
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     reg = host.registry.get("backend", name, path=None if args.backend else config.path,
                             where="--backend" if args.backend else config.backend.where or "backend")
     if not getattr(reg.factory, "live", False):
-        raise ConfigError(f"backend {name!r} is not live; ipa-ext adapt drives a live backend such as "
+        raise ConfigError(f"backend {shown(name)} is not live; ipa-ext adapt drives a live backend such as "
                           "kubernetes (ipa-ext simulate runs the simulation)",
                           path=None if args.backend else config.path,
                           where="--backend" if args.backend else "backend")

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..bench import plot, run_grid, write_results
 from ..config import load_config
 from ..errors import ConfigError
+from ..show import shown
 from ..workloads import parse_window, resolve
 from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import add_workload_args, default_out
@@ -33,9 +34,9 @@ def _split(text: str, what: str) -> list[str]:
     if not any(items):
         raise ConfigError(f"--{what}: give at least one name")
     if not all(items):
-        raise ConfigError(f"--{what}: {text!r} has an empty name (two commas, or one at an end)")
+        raise ConfigError(f"--{what}: {shown(text)} has an empty name (two commas, or one at an end)")
     if len(set(items)) != len(items):
-        raise ConfigError(f"--{what}: {items} repeats a name")
+        raise ConfigError(f"--{what}: {shown(items)} repeats a name")
     return items
 
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     names = _split(args.workloads, "workloads") if args.workloads else [None]
     workloads = [
         resolve(n, config.section("workload"), config.base_dir, config.path, window_s=window,
-                damping_factor=args.damping, trace=args.trace)
+                damping_factor=args.damping, trace=args.trace, flag="--workloads")
         for n in names
     ]
     out = Path(args.out) if args.out else default_out("bench")

@@ -86,8 +86,11 @@ def resolve_rate(args: argparse.Namespace, config: Config) -> float:
 
 
 def check_finite(flag: str, value: float | None, *, positive: bool = False) -> None:
-    """A float option, when given, is a finite number (and > 0 with ``positive``)."""
+    """A float option, when given, is a finite number of magnitude at most
+    :data:`~ipa_ext.numeric.MODEL_LIMIT` (and > 0 with ``positive``)."""
     from ..errors import ConfigError
+
+    from ..numeric import MODEL_LIMIT
 
     if value is None:
         return
@@ -95,6 +98,8 @@ def check_finite(flag: str, value: float | None, *, positive: bool = False) -> N
         raise ConfigError(f"{flag} must be a finite number, got {value:g}")
     if positive and value <= 0:
         raise ConfigError(f"{flag} must be > 0, got {value:g}")
+    if abs(value) > MODEL_LIMIT:
+        raise ConfigError(f"{flag} must be at most {MODEL_LIMIT:g} in magnitude, got {value:g}")
 
 
 def output_dir(out: Path) -> Path:

@@ -20,8 +20,6 @@ import sys
 import threading
 from typing import Any, Sequence
 
-import yaml
-
 from ..config import load_config
 from ..energy.logs import load_log, log_rows, write_interval_csv
 from ..energy.command import CommandEnergy, format_command, measure_command, tree_label
@@ -30,6 +28,8 @@ from ..energy.report import format_report, plot_power, summarise
 from ..energy.select import choose, create
 from ..energy.source import WHOLE_SYSTEM, Status, root_domains
 from ..errors import ConfigError, IpaExtError
+from ..show import clip, shown
+from ..yamlio import parse_value
 from .common import load_host, print_json, table, warn_failures
 
 
@@ -91,7 +91,7 @@ def _parse_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, 
     out: dict[str, dict[str, Any]] = {}
     for raw in args.source_option:
         if "=" not in raw:
-            raise ConfigError(f"expected KEY=VALUE, got {raw!r}", where="--source-option")
+            raise ConfigError(f"expected KEY=VALUE, got {shown(raw)}", where="--source-option")
         lhs, value = raw.split("=", 1)
         target, key = None, lhs
         for n in names:
@@ -99,15 +99,11 @@ def _parse_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, 
                 target, key = n, lhs[len(n) + 1:]
         if target is None:
             if len(names) != 1:
-                raise ConfigError(f"{raw!r}: name the source (NAME.KEY=VALUE) "
+                raise ConfigError(f"{shown(raw)}: name the source (NAME.KEY=VALUE) "
                                   + ("when several are chosen" if names else "and choose it with --source"),
                                   where="--source-option")
             target = names[0]
-        try:
-            parsed = yaml.safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
-            parsed = value
-        out.setdefault(target, {})[key] = parsed
+        out.setdefault(target, {})[key] = parse_value(value, where=f"--source-option {clip(lhs, 60)}")
     return out
 
 

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..optimizers import Decision
 from ..problem import Evaluation, Problem
 from ..reports import accuracy_term_note
+from ..show import shown
 from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
 
 
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         name, cli_options = parse_policy(args.optimizer)
         for key in cli_options.keys() & flags.keys():
             if cli_options[key] != flags[key]:
-                raise ConfigError(f"{key} is {cli_options[key]!r} here and {flags[key]!r} in its own flag; "
+                raise ConfigError(f"{key} is {shown(cli_options[key])} here and {shown(flags[key])} in its own flag; "
                                   "give it once", where="--optimizer")
         base = dict(config.optimizer.options) if name == config.optimizer.name else {}
         options, where, path = {**base, **cli_options}, "--optimizer", None
@@ -137,11 +138,10 @@ def run(args: argparse.Namespace) -> int:
         print_json(decision_dict(problem, decision, args.show))
     else:
         _print(problem, decision, args.show)
-    if not decision.feasible:
-        if not args.json:
-            import sys
+    if not decision.feasible:  # stderr also with --json: exit 1 always comes with its one line
+        import sys
 
-            print(f"ipa-ext: error: {decision.reason}", file=sys.stderr)
+        print(f"ipa-ext: error: {decision.reason}", file=sys.stderr)
         return 1
     return 0
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ..config import load_config
 from ..errors import ConfigError, InputError
 from ..reports import accuracy_term_note
+from ..show import shown
 from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
 
 DEFAULT_DELTAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -44,9 +45,9 @@ def parse_deltas(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ConfigError(f"expected comma-separated numbers, got {text!r}", where="--deltas") from None
+        raise ConfigError(f"expected comma-separated numbers, got {shown(text)}", where="--deltas") from None
     if not values or any(not math.isfinite(v) or v < 0 for v in values):
-        raise ConfigError(f"expected finite numbers >= 0, got {text!r}", where="--deltas")
+        raise ConfigError(f"expected finite numbers >= 0, got {shown(text)}", where="--deltas")
     return values
 
 

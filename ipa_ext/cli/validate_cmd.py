@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import Config, load_config
-from ..ipa_config import looks_like_ipa_config, map_ipa_config
-from ..profiles import read_yaml
 from ..errors import ConfigError
+from ..ipa_config import looks_like_ipa_config, map_ipa_config
 from ..problem import Problem
 from ..selection import COMBINATIONS_PER_SOLVE, ENUMERATION_LIMIT, ENUMERATION_MIN_K, Selection, count_feasible
-from pathlib import Path
-
+from ..show import shown
+from ..yamlio import read_file
 from .common import load_host, print_json, table, warn_failures
 
 
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = read_yaml(args.config, ConfigError, unique_keys=False)
+    data = read_file(args.config, ConfigError, unique_keys=False)
     if looks_like_ipa_config(data):
         return _ipa(args, data)
     config = load_config(args.config)
@@ -150,7 +150,7 @@ def _ipa(args: argparse.Namespace, data) -> int:
     print(f"{ipa.path}: an upstream IPA config")
     print("maps to ipa-ext keys:")
     for k, v in ipa.values.items():
-        print(f"  {k}: {v}")
+        print(f"  {k}: {shown(v, None, plain=True)}")
     print("ignored:")
     for k, why in ipa.ignored.items():
         print(f"  {k}: {why}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import InputError
+from ..show import listed, shown
 from .perfstat import detect_format, parse_line
 from .source import Domain
 
@@ -123,8 +124,11 @@ def _first_content(path: Path) -> str:
 def load_log(path: str | Path) -> EnergyLog:
     """Read a perf interval log or an ipa-ext interval CSV."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError("no such file", path=p)
+    try:
+        if not p.is_file():
+            raise InputError("no such file", path=p)
+    except OSError as exc:  # a name too long, a path through a file, ...
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=p) from None
     first = _first_content(p)
     if first.lstrip().startswith("time_s,interval_s,"):
         return _load_ipa_ext_csv(p)
@@ -153,9 +157,9 @@ def _load_perf(p: Path) -> EnergyLog:
                 truncated = True
                 warnings.append(f"line {n} is cut short (truncated file); it was dropped")
                 continue
-            shown = text.strip()
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            pending_error = InputError(f"not a perf stat line ({exc}): {shown!r}", path=p, where=f"line {n}")
+            line = text.strip()
+            line = line if len(line) <= 60 else line[:57] + "..."
+            pending_error = InputError(f"not a perf stat line ({exc}): {line!r}", path=p, where=f"line {n}")
             continue
         if rec is None:
             continue
@@ -191,12 +195,12 @@ def _load_perf(p: Path) -> EnergyLog:
         truncated = True
         warnings.extend(gz_warnings)
     if skipped_units:
-        warnings.append(f"non-energy events ignored: {', '.join(sorted(skipped_units))}")
+        warnings.append(f"non-energy events ignored: {listed(sorted(skipped_units))}")
     if not groups:
         raise InputError("no perf stat interval lines with Joules (empty log, or not 'perf stat -I' output)", path=p)
     if truncated and len(groups[-1][1]) < len(events):
         missing = [e for e in events if e not in groups[-1][1]]
-        warnings.append(f"the last interval ({groups[-1][0]} s) lacks {', '.join(missing)}: counted as a gap")
+        warnings.append(f"the last interval ({groups[-1][0]} s) lacks {listed(missing)}: counted as a gap")
     present = {(e[: e.rindex("/") + 1] if "/" in e else e)[len("power/"):-1] for e in events}
     times = [t for t, _ in groups]
     durations = [t - prev for t, prev in zip(times, [0.0] + times[:-1])]
@@ -245,7 +249,8 @@ def _load_ipa_ext_csv(p: Path) -> EnergyLog:
             raise InputError("time_s, interval_s and energy_j must be finite (interval_s >= 0)", path=p, where=f"line {n}")
         quality = row["quality"]
         if quality not in ("measured", "estimated"):
-            raise InputError(f"quality must be measured or estimated, got {quality!r}", path=p, where=f"line {n}")
+            raise InputError(f"quality must be measured or estimated, got {shown(quality)}", path=p,
+                             where=f"line {n}")
         if t not in index:
             if times and t < times[-1]:
                 raise InputError(f"time goes backwards ({t} after {times[-1]})", path=p, where=f"line {n}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..show import shown
+
 NOT_COUNTED = "<not counted>"
 NOT_SUPPORTED = "<not supported>"
 _SPECIAL = (NOT_COUNTED, NOT_SUPPORTED)
@@ -43,6 +45,14 @@ def _number(text: str) -> float:
     return float(text.replace(",", "").replace("'", ""))
 
 
+def _time(text: str) -> float:
+    """An interval timestamp: a finite number of seconds >= 0."""
+    t = _number(text)
+    if not 0 <= t < float("inf"):
+        raise ValueError(f"time {shown(text)} is not a finite number of seconds >= 0")
+    return t
+
+
 def _record(time_s: float | None, count: str, unit: str, event: str) -> PerfRecord:
     if not event:
         raise ValueError("no event name")
@@ -51,11 +61,11 @@ def _record(time_s: float | None, count: str, unit: str, event: str) -> PerfReco
     try:
         value = _number(count)
     except ValueError:
-        raise ValueError(f"count {count!r} is not a number") from None
+        raise ValueError(f"count {shown(count)} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"count {count!r} is not finite")
+        raise ValueError(f"count {shown(count)} is not finite")
     if value < 0:
-        raise ValueError(f"count {count!r} is negative; perf counts never are")
+        raise ValueError(f"count {shown(count)} is negative; perf counts never are")
     return PerfRecord(time_s, event, value, unit)
 
 
@@ -69,7 +79,7 @@ def parse_csv_line(line: str) -> PerfRecord | None:
         raise ValueError(f"expected at least 3 comma-separated fields, got {len(f)}")
     interval = len(f) >= 4 and _is_float(f[0]) and not _is_float(f[3]) and f[3] != ""
     if interval:
-        return _record(_number(f[0]), f[1], f[2], f[3])
+        return _record(_time(f[0]), f[1], f[2], f[3])
     return _record(None, f[0], f[1], f[2])
 
 
@@ -86,18 +96,18 @@ def parse_human_line(line: str) -> PerfRecord | None:
     rest = _TRAILER.sub("", " " + m.group("rest")).strip()
     parts = rest.split()
     if parts and _is_float(parts[0]) and float(parts[0]) < 0:
-        raise ValueError(f"count {parts[0]!r} is negative; perf counts never are")
+        raise ValueError(f"count {shown(parts[0])} is negative; perf counts never are")
     if parts and (parts[0][:1].isdigit() or _is_float(parts[0])):
-        raise ValueError(f"unexpected {parts[0]!r} where a unit or event belongs")
+        raise ValueError(f"unexpected {shown(parts[0])} where a unit or event belongs")
     if len(parts) == 1 and parts[0] in _UNITS:
-        raise ValueError(f"no event name after the unit {parts[0]!r}")
+        raise ValueError(f"no event name after the unit {shown(parts[0])}")
     if len(parts) == 1:
         unit, event = "", parts[0]
     elif len(parts) >= 2:
         unit, event = parts[0], parts[1]
     else:
         raise ValueError("no event name")
-    time_s = float(m.group("time")) if m.group("time") else None
+    time_s = _time(m.group("time")) if m.group("time") else None
     return _record(time_s, m.group("count"), unit, event)
 
 

@@ -8,12 +8,12 @@ CPU requests and limits both set to the chosen cores.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
+from ..numeric import NumberError, as_number
 from .values import Selector, parse_selector
 
 KINDS = ("Deployment", "SeldonDeployment")
@@ -133,15 +133,10 @@ class _R:
         return v
 
     def number(self, v: Any, where: str, *, integer: bool = False, minimum: float = 0.0) -> Any:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.err(where, f"must be a number, got {v!r}")
-        if v < minimum:
-            raise self.err(where, f"must be >= {minimum:g}, got {v!r}")
-        if integer:
-            if v != int(v):
-                raise self.err(where, f"must be a whole number, got {v!r}")
-            return int(v)
-        return float(v)
+        try:
+            return as_number(v, integer=integer, minimum=minimum)
+        except NumberError as exc:
+            raise self.err(where, str(exc)) from None
 
     def selector(self, v: Any, where: str) -> Selector:
         try:
