@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..modelref import ModelRef, parse_model_refs
-from ..profiles import parse_pipeline_definition, read_yaml
+from ..profiles import parse_pipeline_definition
+from ..yamlio import read_file as read_yaml
 
 
 @dataclass(frozen=True)
