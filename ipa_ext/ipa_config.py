@@ -129,6 +129,8 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
                 where="optimization_method",
             )
         out["optimizer"] = {"name": OPTIMIZATION_METHODS[m]}
+        if OPTIMIZATION_METHODS[m] == "ilp":  # IPA's Gurobi solution pool keeps only ties (PoolGap 0)
+            out["optimizer"]["options"] = {"pool_gap": 0}
     if "arrival_rate" in data:
         out["rate_rps"] = data["arrival_rate"]
 

@@ -103,26 +103,45 @@ def test_validate_warns_when_each_candidate_is_a_solve(tmp_path, capsys):
     assert "may solve once per candidate, up to 5 times per decision" in line
 
 
-def test_simulate_with_ipas_pool_uses_least_change_over_every_feasible_configuration(tmp_path, capsys,
-                                                                                     shared_data):
-    """IPA's own config, num_state_limit 1000000: pools of every feasible configuration,
-    each step takes the least change; brute force with the same k decides identically."""
+def _ipa_video_config(tmp_path, shared_data):
     raw = yaml.safe_load(example(tmp_path).read_text())
     cfg = tmp_path / "ipa.yaml"
     ipa_video = shared_data / "ipa-configs" / "pipeline-simulation-video.yaml"
     cfg.write_text(yaml.safe_dump({"from_ipa": str(ipa_video), "pipeline": raw["pipeline"],
                                    "profiles": raw["profiles"], **{k: raw[k] for k in
                                                                    ("adaptation", "predictor", "workload")}}))
+    return cfg
+
+
+def test_simulate_with_a_pool_of_every_feasible_configuration_uses_least_change(tmp_path, capsys,
+                                                                                shared_data):
+    """IPA's own config, num_state_limit 1000000, without the pool gap: pools of every feasible
+    configuration, each step takes the least change; brute force with the same k decides identically."""
+    cfg = _ipa_video_config(tmp_path, shared_data)
     lines = {}
-    for opt in ("ilp", "brute-force"):
+    for opt in ("ilp:pool_gap=null", "brute-force"):
         rc = main(["simulate", str(cfg), "--optimizer", opt, "--out", str(tmp_path / opt), "--quiet"])
         assert rc == 0, capsys.readouterr().err
         lines[opt] = [json.loads(l) for l in (tmp_path / opt / "adaptation.jsonl").read_text().splitlines()]
-    decisions = [l["decision"] for l in lines["ilp"] if l.get("decision")]
+    decisions = [l["decision"] for l in lines["ilp:pool_gap=null"] if l.get("decision")]
     assert all(d["candidates"] > 1 for d in decisions if d.get("feasible"))
     assert all(d["info"]["k_best"] == "enumeration" and d["info"]["complete"] for d in decisions
                if d.get("feasible") and not d.get("memoised"))
-    assert [l["config"] for l in lines["ilp"]] == [l["config"] for l in lines["brute-force"]]
+    assert [l["config"] for l in lines["ilp:pool_gap=null"]] == [l["config"] for l in lines["brute-force"]]
+
+
+def test_ipas_imported_pool_keeps_only_ties_of_the_optimum(tmp_path, capsys, shared_data):
+    """from_ipa maps IPA's Gurobi pool (PoolGap 0): num_state_limit 1000000 lists only the ties."""
+    cfg = _ipa_video_config(tmp_path, shared_data)
+    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0")
+    assert rc == 0
+    d = json.loads(out)
+    objectives = [c["objective"] for c in d["candidates"]]
+    assert d["info"]["feasible"] > len(objectives) >= 1
+    assert max(objectives) - min(objectives) <= 1e-9 * max(1.0, abs(objectives[0]))
+    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0",
+                  "--optimizer", "ilp:pool_gap=null")
+    assert len(json.loads(out)["candidates"]) == json.loads(out)["info"]["feasible"]
 
 
 def test_validate_of_ipas_config_explains_its_pool(capsys, shared_data):

@@ -100,7 +100,7 @@ def test_reads_ipa_video_config(shared_data):
     assert v["weights"] == {"alpha": 2, "beta": 1, "gamma": 0.000001}
     assert (v["scaling_cap"], v["batching_cap"], v["threshold"], v["sla_factor"]) == (100, 8, 4, 5)
     assert (v["allocation_mode"], v["accuracy_method"], v["normalize_accuracy"]) == ("base", "sum", True)
-    assert v["optimizer"] == {"name": "ilp"}  # gurobi -> the exact ILP
+    assert v["optimizer"] == {"name": "ilp", "options": {"pool_gap": 0}}  # gurobi -> the exact ILP, ties-only pool
     assert v["initial"]["crop"] == {"variant": "yolov5n", "cpu": 1, "replicas": 1, "batch": 1}
     assert v["predictor"]["monitoring_duration_s"] == 120 and v["predictor"]["backup"] == "max"
     assert v["workload"] == {"type": "twitter", "start": 1301160, "end": 1302360, "damping_factor": 8}

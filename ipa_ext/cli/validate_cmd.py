@@ -158,10 +158,11 @@ def _ipa(args: argparse.Namespace, data) -> int:
         print(f"unknown keys (ignored): {', '.join(ipa.unknown)}")
     k = ipa.values.get("num_state_limit")
     if isinstance(k, int) and k > 1 and (ipa.values.get("optimizer") or {}).get("name") == "ilp":
-        print(f"num_state_limit {k} is a pool size: a decision lists at most every distinct feasible "
-              "configuration, and the adapter takes the one with the fewest changes; IPA's Gurobi pool "
-              "(PoolGap 0) keeps only ties of the optimum: 'optimizer: {name: ilp, options: {pool_gap: 0}}' "
-              "does that")
+        gap = ((ipa.values.get("optimizer") or {}).get("options") or {}).get("pool_gap")
+        kept = ("only the ties of the optimum, as IPA's Gurobi pool (PoolGap 0) does" if gap == 0 else
+                "every distinct feasible configuration")
+        print(f"num_state_limit {k} is a pool size: a decision lists at most {kept}, and the adapter "
+              "takes the one with the fewest changes")
     print("To use it, write an ipa-ext config with 'from_ipa:', 'pipeline:' and 'profiles:'.")
     for need in _still_needed(ipa.values):
         print(f"  For simulate and adapt, also set {need}")
