@@ -58,6 +58,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
     ("kepler", "ipa_ext_plugins.kepler"),
     ("kubernetes", "ipa_ext_plugins.kubernetes"),
+    ("lstm", "ipa_ext_plugins.lstm"),
+    ("ar", "ipa_ext_plugins.ar"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 

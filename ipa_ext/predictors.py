@@ -13,7 +13,8 @@ the rate to provision for. As IPA's adapter does, the forecaster
 
 A :class:`Predictor` sees only the aggregated buckets. Predictors are plugins
 (hook ``register_predictors``); the built-ins are ``reactive``, ``max``,
-``mean`` (IPA calls it ``avg``) and ``moving-window-max``.
+``mean`` (IPA calls it ``avg``), ``moving-window-max``, ``ar`` (IPA's ``arima``) and
+``lstm`` (IPA's LSTM, see :mod:`ipa_ext.forecasting`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
-ALIASES = {"avg": "mean"}
+ALIASES = {"avg": "mean", "arima": "ar"}
 """IPA's predictor names that map to a differently named built-in (IPA's ``avg`` returns
-``max/len``, a bug; ``mean`` is the intended average)."""
+``max/len``, a bug; ``mean`` is the intended average; IPA's ``arima`` is an AR(1), which
+``ar`` fits by least squares)."""
 
 
 class Predictor(ABC):

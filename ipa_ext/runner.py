@@ -51,10 +51,8 @@ ADAPTATION_KEYS = {
     "memoize": "memoise decisions of deterministic optimizers (default true)",
     "num_candidates": "k best candidates to ask for (default num_state_limit)",
 }
-NOT_SHIPPED_PREDICTORS = {
-    "lstm": "IPA's LSTM predictor needs TensorFlow and IPA's trained weights and is not shipped",
-    "arima": "IPA's ARIMA predictor needs statsmodels and is not shipped",
-}
+NOT_SHIPPED_PREDICTORS: dict[str, str] = {}
+"""IPA predictor names ipa-ext has no counterpart for, and why (none since lstm and ar ship)."""
 MAX_MARGIN_PCT = 1e6
 """The largest ``predictor.margin_pct``: ten thousand times the prediction."""
 DEFAULT_PREDICTOR = "moving-window-max"
@@ -119,8 +117,12 @@ def _predictor(host: PluginHost, config: Config, name: Any, options: Any, where:
     name = ALIASES.get(name, name)
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError("must be a mapping", path=config.path, where=options_where)
-    host.registry.get("predictor", name, path=config.path, where=where)
-    return host.registry.create("predictor", name, options or {}, where=options_where, path=config.path)
+    reg = host.registry.get("predictor", name, path=config.path, where=where)
+    opts = dict(options or {})
+    for key in getattr(reg.factory, "PATH_OPTIONS", ()):  # file options are relative to the config
+        if isinstance(opts.get(key), str) and opts[key]:
+            opts[key] = str(config.base_dir / opts[key])
+    return host.registry.create("predictor", name, opts, where=options_where, path=config.path)
 
 
 def build_forecaster(host: PluginHost, config: Config) -> tuple[Forecaster, float, dict[str, Any]]:

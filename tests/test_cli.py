@@ -69,8 +69,8 @@ def test_validate_ipa_config(shared_data):
     proc = run_cli("validate", str(shared_data / "ipa-configs" / "video-1.yaml"))
     assert proc.returncode == 0, proc.stderr
     assert "an upstream IPA config" in proc.stdout and "profiling_series" in proc.stdout
-    # what it leaves to set: IPA's LSTM is not shipped, and the trace is a local file
-    assert "also set 'predictor: {name: moving-window-max}'" in proc.stdout
+    # what it leaves to set: the trace is a local file (IPA's LSTM ships as the lstm predictor)
+    assert "also set 'predictor" not in proc.stdout and "name: lstm" in proc.stdout
     assert "also set 'workload: {trace: PATH}'" in proc.stdout
 
 

@@ -90,10 +90,12 @@ def test_progress_bar_only_on_a_terminal_and_not_under_ci(tmp_path):
 
 
 def test_predictor_errors_are_one_line(tmp_path):
-    cfg = write_config(tmp_path, predictor={"name": "lstm"})
+    cfg = write_config(tmp_path, predictor={"name": "lstm", "options": {"weights": "none.npz"}})
     assert_one_line_error(run_cli("simulate", str(cfg), "--out", str(tmp_path / "o")),
-                          "predictor.name", "LSTM", "moving-window-max")
-    assert_one_line_error(run_cli("validate", str(cfg)), "predictor.name", "LSTM")
+                          "none.npz: weights file not found")
+    assert_one_line_error(run_cli("validate", str(cfg)), "none.npz: weights file not found")
+    cfg = write_config(tmp_path, predictor={"name": "lstmm"})
+    assert_one_line_error(run_cli("validate", str(cfg)), "predictor.name", "lstmm")
     cfg = write_config(tmp_path, workload={"type": "synthetic", "pattern": "wavy"})
     assert_one_line_error(run_cli("validate", str(cfg)), "workload.pattern", "wavy")
     cfg = write_config(tmp_path, predictor={"name": "max", "margin": 5})

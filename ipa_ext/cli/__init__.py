@@ -19,7 +19,7 @@ from ..errors import IpaExtError
 from ..show import QUOTE_LIMIT
 from . import (adapt_cmd, bench_cmd, energy_cmd, models_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
                validate_cmd)
-from . import profile_cmd
+from . import predictor_cmd, profile_cmd
 
 EXIT_CODES = {
     0: "success",
@@ -37,7 +37,7 @@ MESSAGE_LIMIT = 2000
 
 COMMANDS = (plugins_cmd, validate_cmd, optimize_cmd, pareto_cmd, simulate_cmd, bench_cmd, energy_cmd, adapt_cmd,
             models_cmd)
-COMMANDS += (profile_cmd,)
+COMMANDS += (profile_cmd, predictor_cmd)
 
 
 class _Parser(argparse.ArgumentParser):
