@@ -18,7 +18,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ipa_ext import hookimpl
-from ipa_ext.forecasting import weights as weights_file
 from ipa_ext.numeric import option
 from ipa_ext.predictors import Predictor
 
@@ -29,6 +28,8 @@ class LstmPredictor(Predictor):
     """Options holding a file path; the runner resolves relative ones against the config's folder."""
 
     def __init__(self, weights: Any = None, scale: Any = 1) -> None:
+        from ipa_ext.forecasting import weights as weights_file  # numpy model code only when used
+
         self.scale = option("scale", scale, positive=True, maximum=1e9)
         if weights is not None and (not isinstance(weights, str) or not weights):
             raise ValueError(f"weights: expected the path of a weights file, got {weights!r:.80}")

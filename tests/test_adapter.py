@@ -219,8 +219,10 @@ def test_an_upstream_ipa_config_drives_the_loop(tmp_path, shared_data):
         "profiles": str(VIDEO / "profiles.csv"),
         "optimizer": "brute-force",
     }))
-    proc = run_cli("simulate", str(cfg), "--workload", "synthetic:steady", "--out", str(tmp_path / "o"))
-    assert proc.returncode != 0 and "LSTM" in proc.stderr  # IPA's video-1 predicts with an LSTM
+    proc = run_cli("simulate", str(cfg), "--workload", "synthetic:steady", "--out", str(tmp_path / "o"),
+                   "--json", "--no-seconds")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["predictor"]["name"] == "lstm"  # IPA's video-1 predicts with an LSTM
     data = yaml.safe_load(cfg.read_text())
     data["predictor"] = {"name": "max"}  # merged over IPA's predictor settings
     cfg.write_text(yaml.safe_dump(data))
