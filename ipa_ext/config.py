@@ -54,6 +54,7 @@ TOP_LEVEL_KEYS = {
     "energy": "energy measurement: {sources: [name or {name, options}]}",
     "plugins": "{load: [module or file.py], disable: [plugin names]}",
     "kubernetes": "kubernetes-backend settings",
+    "local": "local-backend settings (real model servers on this machine)",
     "prometheus": "Prometheus monitoring settings",
 }
 
@@ -322,7 +323,7 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
         if not isinstance(seq, list) or not all(isinstance(x, str) and x for x in seq):
             raise r.err(f"plugins.{key}", "must be a list of names")
 
-    for key in ("predictor", "workload", "adaptation", "simulation", "kubernetes", "prometheus"):
+    for key in ("predictor", "workload", "adaptation", "simulation", "kubernetes", "local", "prometheus"):
         if data.get(key) is not None and not isinstance(data[key], Mapping):
             raise r.err(key, "must be a mapping")
 

@@ -58,6 +58,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
     ("kepler", "ipa_ext_plugins.kepler"),
     ("kubernetes", "ipa_ext_plugins.kubernetes"),
+    ("local", "ipa_ext_plugins.local"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 

@@ -60,18 +60,26 @@ class MeasuredIntervals:
         specs: Sequence[ComponentSpec],
         *,
         defaults: Callable[[str], Mapping[str, Any]] | None = None,
+        scope: tuple[Callable[[], float], str] | None = None,
         **kwargs: Any,
     ) -> MeasuredIntervals:
         """From a config's ``energy.sources`` (each must be available; none: the automatic choice).
 
-        ``defaults(name)`` gives option defaults the config's options override."""
+        ``defaults(name)`` gives option defaults the config's options override; ``scope``
+        (a CPU-seconds counter and its label) narrows sources that can count only some
+        processes (the estimate source) to those processes."""
         names = [s.name for s in specs]
         options: dict[str, dict[str, Any]] = {}
         for s in specs:
             opts = {**dict(defaults(s.name) if defaults is not None else {}), **dict(s.options)}
             if opts:
                 options[s.name] = opts
-        return cls(Meter(list(choose(host, names, options).sources)), **kwargs)
+        sources = list(choose(host, names, options).sources)
+        if scope is not None:  # a source that can count only these processes does; the idle floor is not theirs
+            scoped = [s.attribute_to(*scope) for s in sources]
+            if all(scoped) and kwargs.get("idle_power_w") is None:
+                kwargs["idle_power_w"] = 0.0
+        return cls(Meter(sources), **kwargs)
 
     def begin_interval(self, key: str) -> None:
         self.meter.begin(key)
@@ -137,17 +145,19 @@ class DeferredIntervals:
     """
 
     def __init__(self, host: Any, specs: Sequence[ComponentSpec],
-                 defaults: Callable[[str], Mapping[str, Any]] | None = None, **kwargs: Any) -> None:
+                 defaults: Callable[[str], Mapping[str, Any]] | None = None,
+                 scope: tuple[Callable[[], float], str] | None = None, **kwargs: Any) -> None:
         self.host = host
         self.specs = list(specs)
         self.defaults = defaults
+        self.scope = scope
         self.kwargs = kwargs
         self.inner: MeasuredIntervals | None = None
 
     def begin_interval(self, key: str) -> None:
         if self.inner is None:
             self.inner = MeasuredIntervals.from_specs(self.host, self.specs, defaults=self.defaults,
-                                                      **self.kwargs)
+                                                      scope=self.scope, **self.kwargs)
         self.inner.begin_interval(key)
 
     def end_interval(self, key: str, outcome: IntervalOutcome) -> IntervalEnergy:

@@ -253,7 +253,8 @@ def execute(
     """Run the loop once with a fresh backend and optimizer.
 
     On a live backend, energy is measured with the config's ``energy.sources``
-    (unless ``meter`` is given); the sources are made once the backend has
+    (unless ``meter`` is given; without any, the backend's ``default_energy_sources``,
+    scoped to the processes its ``energy_scope()`` counts); the sources are made once the backend has
     started, with its :meth:`~ipa_ext.backends.Backend.energy_source_options`
     under the config's options. ``on_record`` sees every log line,
     ``on_fault`` every transient fault; ``adapter_hook`` gets the adapter
@@ -263,11 +264,14 @@ def execute(
     backend = prepared.new_backend()
     optimizer = prepared.new_optimizer()
     own_meter = None
-    if meter is None and backend.live and prepared.config.energy_sources:
+    sources = prepared.config.energy_sources or [
+        ComponentSpec(n, {}, "") for n in getattr(backend, "default_energy_sources", ())]
+    if meter is None and backend.live and sources:
         from .interval_meter import DeferredIntervals
 
-        meter = own_meter = DeferredIntervals(prepared.host, prepared.config.energy_sources,
-                                              defaults=backend.energy_source_options)
+        scope = getattr(backend, "energy_scope", None)
+        meter = own_meter = DeferredIntervals(prepared.host, sources, defaults=backend.energy_source_options,
+                                              scope=scope() if callable(scope) else None)
     log = AdaptationLog(log_path) if log_path is not None else None
     adapter = Adapter(
         prepared.problem,
