@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from ipa_ext.serving.batching import AdaptiveBatcher, merge, split
+from ipa_ext.serving.batching import AdaptiveBatcher, Expired, merge, split
 
 
 class Tagged:
@@ -154,3 +154,17 @@ def test_merge_and_split_keep_multi_row_requests_whole():
     assert parts[0][0][1].shape == (3, 2) and parts[1][0][1].tolist() == [[1.0, 1.0]]
     with pytest.raises(ValueError):
         split([("y", np.zeros((2, 2)))], [3, 1])
+
+
+def test_a_request_past_its_deadline_is_dropped_not_run():
+    model = Tagged(0)
+
+    async def go():
+        b = AdaptiveBatcher(model, max_batch_size=4, max_batch_time_s=0.01)
+        late = b.submit(row(1), deadline=time.time() - 1)
+        ok = b.submit(row(2), deadline=time.time() + 60)
+        return await asyncio.gather(late, ok, return_exceptions=True)
+
+    late, ok = asyncio.run(go())
+    assert isinstance(late, Expired) and float(ok[0][1][0, 0]) == 2
+    assert model.batches == [1]

@@ -23,11 +23,17 @@ class Runner(Protocol):
     def run(self, feed: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]: ...
 
 
+class Expired(Exception):
+    """The request's deadline (the router's drop limit) passed before its batch ran: it was not run."""
+
+
 @dataclass
 class _Item:
     feed: dict[str, np.ndarray]
     rows: int
     future: asyncio.Future
+    deadline: float | None = None
+    """Wall-clock time (``time.time()``) after which running it is wasted work."""
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -74,10 +80,11 @@ class AdaptiveBatcher:
         old, self.runner = self.runner, runner
         return old
 
-    async def submit(self, feed: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-        """The outputs for this request's rows, once its batch has run."""
+    async def submit(self, feed: dict[str, np.ndarray], deadline: float | None = None) -> list[tuple[str, np.ndarray]]:
+        """The outputs for this request's rows, once its batch has run; :class:`Expired` when ``deadline``
+        (wall-clock seconds) passed before that."""
         rows = int(next(iter(feed.values())).shape[0]) if feed else 0
-        item = _Item(feed, rows, asyncio.get_running_loop().create_future())
+        item = _Item(feed, rows, asyncio.get_running_loop().create_future(), deadline)
         self._queue.put_nowait(item)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -108,6 +115,13 @@ class AdaptiveBatcher:
             await self._run(batch)
 
     async def _run(self, batch: list[_Item]) -> None:
+        now = time.time()
+        for item in batch:  # as IPA's model checks its drop limit before inference
+            if item.deadline is not None and now >= item.deadline and not item.future.done():
+                item.future.set_exception(Expired("drop-limit: the deadline passed in the queue"))
+        batch = [item for item in batch if not item.future.done()]
+        if not batch:
+            return
         runner = self.runner
         feed = merge([item.feed for item in batch])
         started = self.clock()

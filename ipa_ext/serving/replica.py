@@ -21,13 +21,15 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .batching import AdaptiveBatcher, BatchStats
+from .batching import AdaptiveBatcher, BatchStats, Expired
 from .http import Request, Response, json_response, serve_connection
 from .model import OrtRunner, pin_all_threads
 from .v2 import ProtocolError, decode_inputs, encode, split_body, wants_binary_output
 
 MODEL_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?(/ready|/infer)?$")
 CONTROL_PATH = "/ipa-ext/reconfigure"
+DEADLINE = "ipa-ext-deadline"
+"""Request header: wall-clock seconds after which the request is dropped instead of run (the router's drop limit)."""
 LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
 
 
@@ -42,6 +44,8 @@ class Metrics:
                                registry=r).labels(name)
         self.failure = Counter("model_infer_request_failure", "Failed infer requests", ["model"],
                                registry=r).labels(name)
+        self.dropped = Counter("dropped_requests", "Requests dropped: their deadline passed in the queue",
+                               ["model"], registry=r).labels(name)
         self.batch_size = Histogram("batch_size", "Rows per executed batch", ["model"], registry=r,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128)).labels(name)
         queue = Gauge("batch_request_queue", "Requests waiting for a batch", ["model"], registry=r).labels(name)
@@ -92,7 +96,11 @@ class Replica:
             head, binary = split_body(req.body, req.headers)
             feed = decode_inputs(head, binary)
             self.runner.check(feed)
-            outputs = await self.batcher.submit(feed)
+            deadline = float(req.headers[DEADLINE]) if DEADLINE in req.headers else None
+            outputs = await self.batcher.submit(feed, deadline)
+        except Expired as exc:
+            self.metrics.dropped.inc()
+            return json_response(503, {"error": str(exc)})
         except ProtocolError as exc:
             self.metrics.failure.inc()
             return json_response(400, {"error": str(exc)})

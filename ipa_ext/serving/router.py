@@ -22,6 +22,10 @@ from .http import Pool, Request, Response, json_response, serve_connection
 from .v2 import DATATYPES, encode
 
 FRONT_PATH = "/v2/models/pipeline/infer"
+DEADLINE = "ipa-ext-deadline"
+"""Header the replica servers read: wall-clock seconds after which a request is dropped, not run."""
+GRACE_S = 1.0
+"""How long past the deadline the router waits for a server's answer (its 503, or a batch that started in time)."""
 
 
 @dataclass
@@ -163,14 +167,17 @@ class Router:
         ep = min(eps, key=lambda e: e.outstanding)
         ep.outstanding += 1
         try:
+            headers = {**ep.headers, DEADLINE: repr(time.time() + remaining_s)}
             resp = await asyncio.wait_for(ep.pool.request("POST", f"/v2/models/{ep.model}/infer", ep.body,
-                                                          ep.headers), min(remaining_s, self.stage_timeout_s))
+                                                          headers), min(remaining_s + GRACE_S, self.stage_timeout_s))
         except asyncio.TimeoutError:
             return "dropped"
         except (OSError, ConnectionError, asyncio.IncompleteReadError):
             return "failed"
         finally:
             ep.outstanding -= 1
+        if resp.status == 503:
+            return "dropped"
         return "served" if resp.status == 200 else "failed"
 
     # -------------------------------------------------------------- records (any thread)
