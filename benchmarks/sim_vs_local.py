@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, TRACE, table, timed_cli, write_json  # noqa: E402
 
-from ipa_ext.config import load_config  # noqa: E402
+from ipa_ext.config.config import load_config  # noqa: E402
 from ipa_ext.serving.loadgen import scaled_counts  # noqa: E402
 from ipa_ext.workloads import resolve  # noqa: E402
 

@@ -31,34 +31,34 @@ import pluggy
 
 from . import __version__, hookspecs
 from .backends import Backend
+from .config.show import clip, shown
 from .energy.source import EnergySource
 from .errors import ConfigError, PluginError, UnknownNameError
 from .objectives import Objective
 from .optimizers import Optimizer
 from .predictors import Predictor
-from .show import clip, shown
 
 ENTRY_POINT_GROUP = "ipa_ext"
 DIST_NAME = "ipa-ext"
 DISABLE_ENV = "IPA_EXT_DISABLE_PLUGINS"
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("objectives", "ipa_ext_plugins.objectives"),
-    ("brute_force", "ipa_ext_plugins.brute_force"),
-    ("predictors", "ipa_ext_plugins.predictors"),
-    ("simulation", "ipa_ext_plugins.simulation"),
-    ("baselines", "ipa_ext_plugins.baselines"),
-    ("infadapter", "ipa_ext_plugins.infadapter"),
-    ("rapl", "ipa_ext_plugins.rapl"),
-    ("perf", "ipa_ext_plugins.perf"),
-    ("nvml", "ipa_ext_plugins.nvml"),
-    ("estimate", "ipa_ext_plugins.estimate"),
-    ("q_learning", "ipa_ext_plugins.q_learning"),
-    ("ilp", "ipa_ext_plugins.ilp"),
-    ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
-    ("kepler", "ipa_ext_plugins.kepler"),
-    ("kubernetes", "ipa_ext_plugins.kubernetes"),
-    ("local", "ipa_ext_plugins.local"),
+    ("objectives", "ipa_ext_plugins.objectives.builtin"),
+    ("brute_force", "ipa_ext_plugins.optimizers.brute_force"),
+    ("predictors", "ipa_ext_plugins.predictors.builtin"),
+    ("simulation", "ipa_ext_plugins.backends.simulation"),
+    ("baselines", "ipa_ext_plugins.optimizers.baselines"),
+    ("infadapter", "ipa_ext_plugins.optimizers.infadapter"),
+    ("rapl", "ipa_ext_plugins.energy.rapl"),
+    ("perf", "ipa_ext_plugins.energy.perf"),
+    ("nvml", "ipa_ext_plugins.energy.nvml"),
+    ("estimate", "ipa_ext_plugins.energy.estimate"),
+    ("q_learning", "ipa_ext_plugins.optimizers.q_learning"),
+    ("ilp", "ipa_ext_plugins.optimizers.ilp"),
+    ("energy_ilp", "ipa_ext_plugins.optimizers.energy_ilp"),
+    ("kepler", "ipa_ext_plugins.energy.kepler"),
+    ("kubernetes", "ipa_ext_plugins.backends.kubernetes"),
+    ("local", "ipa_ext_plugins.backends.local"),
 )
 """Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
 

@@ -98,7 +98,7 @@ def test_hook_that_raises_registers_nothing(tmp_path):
 def test_duplicate_names_are_rejected_naming_both_plugins(tmp_path):
     dup = plugin_file(tmp_path, "dupe", """
         from ipa_ext import hookimpl
-        from ipa_ext_plugins.brute_force import BruteForceOptimizer
+        from ipa_ext_plugins.optimizers.brute_force import BruteForceOptimizer
 
         @hookimpl
         def register_optimizers(register):
@@ -142,7 +142,7 @@ def test_disabled_plugins_are_not_imported(tmp_path):
     assert not marker.exists()
     # built-in entry points too, checked in a fresh interpreter
     code = ("import sys; from ipa_ext.host import load_plugins; h = load_plugins(disabled=['brute_force']);"
-            "print(h.record('brute_force').status, 'ipa_ext_plugins.brute_force' in sys.modules)")
+            "print(h.record('brute_force').status, 'ipa_ext_plugins.optimizers.brute_force' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["disabled", "False"]
 

@@ -2,7 +2,7 @@
 
 The local backend also replays a workload (``--workload``, ``--rate-scale``; docs/local.md).
 
-The same loop as ``simulate`` (:mod:`ipa_ext.runner`), in real time, until SIGINT or
+The same loop as ``simulate`` (:mod:`ipa_ext.run.runner`), in real time, until SIGINT or
 SIGTERM (or ``--duration``). Each interval appends a line to ``adaptation.jsonl``; the
 adapter's metrics and the energy collector are served on ``--metrics-port``. Transient
 faults are one ``ipa-ext: warning:`` line each and the loop goes on; configuration errors
@@ -20,13 +20,13 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import load_config
+from ..adapt.metrics import AdapterMetrics
+from ..config.config import load_config
+from ..config.show import shown
 from ..energy.export import EnergyMetrics
 from ..errors import ConfigError
-from ..metrics import AdapterMetrics
-from ..reports import write_json
-from ..runner import execute, prepare, run_summary
-from ..show import shown
+from ..report.summary import write_json
+from ..run.runner import execute, prepare, run_summary
 from ..workloads import Workload, parse_window, resolve
 from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import LOG_NAME, SUMMARY_NAME, default_out

@@ -20,17 +20,18 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from ..config import load_config
-from ..energy.logs import load_log, log_rows, write_interval_csv
+from ..config.config import load_config
+from ..config.show import clip, shown
+from ..config.yamlsafe import parse_value
 from ..energy.command import CommandEnergy, format_command, measure_command, tree_label
+from ..energy.logs import load_log, log_rows, write_interval_csv
 from ..energy.meter import IntervalSampler, Measurement, Meter
 from ..energy.report import format_report, plot_power, summarise
 from ..energy.select import choose, create
 from ..energy.source import WHOLE_SYSTEM, Status, root_domains
 from ..errors import ConfigError, IpaExtError
-from ..show import clip, shown
-from ..yamlio import parse_value
-from .common import load_host, print_json, table, warn_failures
+from ..report.tables import table
+from .common import load_host, print_json, warn_failures
 
 
 class CommandError(IpaExtError):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import load_config, parse_policy
+from ..config.config import load_config, parse_policy
+from ..config.show import shown
 from ..errors import ConfigError
 from ..optimizers import Decision
-from ..problem import Evaluation, Problem
-from ..reports import accuracy_term_note
-from ..show import shown
-from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
+from ..problem.problem import Evaluation, Problem
+from ..report.summary import accuracy_term_note
+from ..report.tables import table
+from .common import check_finite, load_host, print_json, resolve_rate, warn_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -14,11 +14,12 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import load_config
+from ..config.config import load_config
+from ..config.show import shown
 from ..errors import ConfigError, InputError
-from ..reports import accuracy_term_note
-from ..show import shown
-from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
+from ..report.summary import accuracy_term_note
+from ..report.tables import table
+from .common import check_finite, load_host, print_json, resolve_rate, warn_failures
 
 DEFAULT_DELTAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .common import print_json, table
+from ..report.tables import table
+from .common import print_json
 
 if TYPE_CHECKING:
     from ..profiler.sweep import Measured, Progress

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config
+from ..config.config import load_config
 from ..errors import ConfigError
-from ..reports import summary_table, write_json, write_seconds_csv
-from ..runner import execute, prepare, run_summary
+from ..report.summary import summary_table, write_json, write_seconds_csv
+from ..run.runner import execute, prepare, run_summary
 from ..workloads import parse_window, resolve
 from .common import load_host, output_dir, print_json, warn_failures
 

@@ -7,14 +7,15 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import Config, load_config
+from ..config.config import Config, load_config
+from ..config.ipa_import import looks_like_ipa_config, map_ipa_config
+from ..config.show import shown
+from ..config.yamlsafe import read_file
 from ..errors import ConfigError
-from ..ipa_config import looks_like_ipa_config, map_ipa_config
-from ..problem import Problem
-from ..selection import COMBINATIONS_PER_SOLVE, ENUMERATION_LIMIT, ENUMERATION_MIN_K, Selection, count_feasible
-from ..show import shown
-from ..yamlio import read_file
-from .common import load_host, print_json, table, warn_failures
+from ..optimize.selection import COMBINATIONS_PER_SOLVE, ENUMERATION_LIMIT, ENUMERATION_MIN_K, Selection, count_feasible
+from ..problem.problem import Problem
+from ..report.tables import table
+from .common import load_host, print_json, warn_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -171,7 +172,7 @@ def _ipa(args: argparse.Namespace, data) -> int:
 
 def _still_needed(values) -> list[str]:
     """What an imported IPA config leaves for the user to set before a run."""
-    from ..runner import NOT_SHIPPED_PREDICTORS
+    from ..run.runner import NOT_SHIPPED_PREDICTORS
 
     out = []
     pred = values.get("predictor") or {}
@@ -186,7 +187,7 @@ def _still_needed(values) -> list[str]:
 
 def _check_loop_sections(config, host) -> None:
     """The adaptation-loop sections, when present, must build (same errors as simulate)."""
-    from ..runner import adapter_settings, build_forecaster, prepare
+    from ..run.runner import adapter_settings, build_forecaster, prepare
     from ..workloads import from_section
 
     # With a backend section, prepare() builds everything a run does (predictor, loop

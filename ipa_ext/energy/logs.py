@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from ..config.show import listed, shown
 from ..errors import InputError
-from ..show import listed, shown
 from .perfstat import detect_format, parse_line
 from .source import Domain
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..config.numeric import NumberError, as_number
 from ..errors import ConfigError
-from ..numeric import NumberError, as_number
 from .values import Selector, parse_selector
 
 KINDS = ("Deployment", "SeldonDeployment")
