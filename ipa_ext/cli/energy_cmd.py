@@ -27,7 +27,7 @@ from ..energy.command import CommandEnergy, format_command, measure_command, tre
 from ..energy.logs import load_log, log_rows, write_interval_csv
 from ..energy.meter import IntervalSampler, Measurement, Meter
 from ..energy.report import format_report, plot_power, summarise
-from ..energy.select import choose, create
+from ..energy.select import choose, create, probe_order
 from ..energy.source import WHOLE_SYSTEM, Status, root_domains
 from ..errors import ConfigError, IpaExtError
 from ..report.tables import table
@@ -126,7 +126,7 @@ def run_probe(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
     host = load_host(args, config)
     warn_failures(host)
-    names = list(args.source) or host.registry.names("energy source")
+    names = list(args.source) or probe_order(host)
     options = _parse_options(args, names) if args.source_option else {}
     given = {n: "--source-option" for n in options}  # where options the user gave come from
     if config is not None:

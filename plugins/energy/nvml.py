@@ -44,6 +44,8 @@ class NvmlSource(EnergySource):
 
     name = "nvml"
     quality = "measured"
+    auto_rank = 10
+    covers = "gpu"
 
     def __init__(self, module: str = "pynvml", sample_interval_s: float = 0.1) -> None:
         self.module_name = module

@@ -130,6 +130,7 @@ class PerfSource(EnergySource):
 
     name = "perf"
     quality = "measured"
+    auto_rank = 20
 
     def __init__(self, events: str | Sequence[str] | None = None, interval_ms: int = 100,
                  perf: str | Sequence[str] = "perf", pmu_root: str = PMU_ROOT, probe_s: float = 0.3,

@@ -60,6 +60,7 @@ class RaplSource(EnergySource):
 
     name = "rapl"
     quality = "measured"
+    auto_rank = 30  # before perf: the same counters, read directly, without a child process
     resolution_s = 0.001  # RAPL counters update about every millisecond
 
     def __init__(self, sysfs_root: str = DEFAULT_ROOT, max_power_w: float = DEFAULT_MAX_POWER_W,
