@@ -17,6 +17,7 @@ from ..errors import ConfigError, InputError, ProfileError
 from ..model import Configuration, Pipeline, StageConfig
 from ..problem.carbon import CarbonIntensity
 from ..problem.problem import DEFAULT_WEIGHTS, MAX_SCALING_CAP, Problem, Settings
+from .defaults import DEFAULT_BACKEND, DEFAULT_OPTIMIZER
 from .ipa_import import IpaConfig, read_ipa_config
 from .numeric import MODEL_LIMIT, number
 from .pipeline_files import load_pipeline
@@ -298,8 +299,8 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
     except ConfigError as exc:
         raise _at(exc, path) from None
 
-    optimizer = r.component("optimizer", "ilp")
-    backend = r.component("backend", "simulation")
+    optimizer = r.component("optimizer", DEFAULT_OPTIMIZER)
+    backend = r.component("backend", DEFAULT_BACKEND)
     assert optimizer is not None and backend is not None
 
     energy = data.get("energy") or {}

@@ -19,6 +19,10 @@ from .show import shown
 from .yamlsafe import read_file
 
 OPTIMIZATION_METHODS = {"gurobi": "ilp", "brute-force": "brute-force", "both": "ilp"}
+"""IPA's ``optimization_method`` -> the ipa-ext optimizer that does the same (a translation
+of IPA's config, not a choice of plugin)."""
+GUROBI_METHODS = ("gurobi", "both")
+"""IPA methods that solve with Gurobi, whose solution pool keeps only ties (PoolGap 0)."""
 
 DIRECT_KEYS = (
     "scaling_cap",
@@ -129,7 +133,7 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
                 where="optimization_method",
             )
         out["optimizer"] = {"name": OPTIMIZATION_METHODS[m]}
-        if OPTIMIZATION_METHODS[m] == "ilp":  # IPA's Gurobi solution pool keeps only ties (PoolGap 0)
+        if m in GUROBI_METHODS:
             out["optimizer"]["options"] = {"pool_gap": 0}
     if "arrival_rate" in data:
         out["rate_rps"] = data["arrival_rate"]
