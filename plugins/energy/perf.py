@@ -33,6 +33,7 @@ from ipa_ext.energy.source import (
 )
 from ipa_ext.config.lists import split_top_level
 from ipa_ext.config.numeric import option
+from ipa_ext.units import MS_PER_S
 
 PMU_ROOT = "/sys/bus/event_source/devices"
 EVENT_DOMAINS: dict[str, tuple[str, str]] = {
@@ -138,7 +139,7 @@ class PerfSource(EnergySource):
         self._events = normalise_events(events) if events is not None else None
         self.interval_ms = option("interval_ms (perf needs at least 10 ms)", interval_ms, integer=True,
                                   minimum=10, maximum=86_400_000)
-        self.resolution_s = self.interval_ms / 1000.0
+        self.resolution_s = self.interval_ms / MS_PER_S
         self.perf = [perf] if isinstance(perf, str) else [str(x) for x in perf]
         """perf's command: ``perf``, a path, or a prefix such as ``["sudo", "-n", "perf"]``."""
         if not self.perf:
