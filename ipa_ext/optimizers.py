@@ -51,6 +51,13 @@ class Optimizer(ABC):
     deterministic: bool = False
     """True when :meth:`solve` depends only on its arguments (no learning, no
     randomness, no history), so the adapter may memoise its decisions."""
+    ignored_weights: tuple[str, ...] = ()
+    """Objective weights the optimizer leaves out of what it maximises (``ilp``: the energy
+    weights ``delta`` and ``epsilon``); ``ipa-ext pareto`` refuses to sweep a weight listed here."""
+    k_best_engine: bool = False
+    """True when the optimizer lists its k best with the shared exact engine
+    (:func:`ipa_ext.optimize.selection.k_best`); ``ipa-ext validate`` then says whether a
+    decision enumerates the combinations or solves MILPs."""
 
     def optimize(
         self,

@@ -11,6 +11,12 @@ MICROJOULES_PER_JOULE = 1e6
 MILLIJOULES_PER_JOULE = 1e3
 """NVML's total-energy counter counts millijoules."""
 
+MILLIWATTS_PER_WATT = 1e3
+"""NVML reports power in milliwatts."""
+
+MICROSECONDS_PER_S = 1e6
+"""cgroup v2 ``cpu.stat`` counts CPU time in microseconds (``usage_usec``)."""
+
 MS_PER_S = 1e3
 """Milliseconds per second, for printing durations kept in seconds."""
 

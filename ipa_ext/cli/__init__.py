@@ -97,7 +97,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BUG
-
-
-def run() -> None:  # pragma: no cover - console-script shim
-    sys.exit(main())

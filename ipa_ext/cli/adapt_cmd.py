@@ -20,13 +20,16 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..adapt.adapter import RunResult
 from ..adapt.metrics import AdapterMetrics
-from ..config.config import load_config
+from ..backends import Backend
+from ..config.config import Config, load_config
 from ..config.show import shown
 from ..energy.export import EnergyMetrics
 from ..errors import ConfigError
+from ..host import PluginHost
 from ..report.summary import write_json
-from ..run.runner import execute, prepare, run_summary
+from ..run.runner import Prepared, execute, prepare, run_summary
 from ..workloads import Workload, parse_window, resolve
 from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import LOG_NAME, SUMMARY_NAME, default_out
@@ -128,15 +131,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--duration must be > 0, got {args.duration:g}")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise ConfigError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
-    name = args.backend or config.backend.name
-    reg = host.registry.get("backend", name, path=None if args.backend else config.path,
-                            where="--backend" if args.backend else config.backend.where or "backend")
-    if not getattr(reg.factory, "live", False):
-        raise ConfigError(f"backend {shown(name)} is not live; ipa-ext adapt drives a live backend such as "
-                          "kubernetes (ipa-ext simulate runs the simulation)",
-                          path=None if args.backend else config.path,
-                          where="--backend" if args.backend else "backend")
-    workload, options = _workload(args, config, reg.factory)
+    factory = _check_live(args, config, host)
+    workload, options = _workload(args, config, factory)
     if args.dry_run:
         options["dry_run"] = True
     prepared = prepare(config, host, optimizer=args.optimizer, base=args.base, backend=args.backend,
@@ -145,13 +141,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = AdapterMetrics(stages)
     energy = EnergyMetrics()
     metrics.add_collector(energy)
-    server = None
-    if args.metrics_port is not None:
-        try:
-            server = metrics.serve(args.metrics_port, args.metrics_bind)
-        except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {args.metrics_bind}:{args.metrics_port}: "
-                              f"{exc.strerror or exc}", where="--metrics-port") from None
+    server = _serve(metrics, args)
     out = Path(args.out) if args.out else default_out("adapt")
     output_dir(out)
     handler = _logging(args.verbose)
@@ -160,12 +150,7 @@ def run(args: argparse.Namespace) -> int:
     def on_record(record: Mapping[str, Any]) -> None:
         metrics.record_step(record, energy)
         if args.dry_run:
-            for st in ((record.get("backend") or {}).get("apply") or {}).get("stages") or []:
-                if st.get("patch") is not None:
-                    sys.stdout.write(json.dumps({"step": record["step"], "stage": st["stage"],
-                                                 "target": st["target"], "patch_type": st["patch_type"],
-                                                 "patch": st["patch"]}, sort_keys=True) + "\n")
-            sys.stdout.flush()
+            _print_patches(record)
         if not args.quiet:
             print(f"ipa-ext: {step_line(record, stages)}", file=sys.stderr, flush=True)
 
@@ -188,6 +173,46 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.close()
         logging.getLogger("ipa_ext").removeHandler(handler)
+    return _finish(args, prepared, result, backend, workload, out)
+
+
+def _check_live(args: argparse.Namespace, config: Config, host: PluginHost) -> Any:
+    """The backend (``--backend`` or the config's) must be live: adapt runs in real time; its factory."""
+    name = args.backend or config.backend.name
+    reg = host.registry.get("backend", name, path=None if args.backend else config.path,
+                            where="--backend" if args.backend else config.backend.where or "backend")
+    if not getattr(reg.factory, "live", False):
+        raise ConfigError(f"backend {shown(name)} is not live; ipa-ext adapt drives a live backend such as "
+                          "kubernetes (ipa-ext simulate runs the simulation)",
+                          path=None if args.backend else config.path,
+                          where="--backend" if args.backend else "backend")
+    return reg.factory
+
+
+def _serve(metrics: AdapterMetrics, args: argparse.Namespace) -> Any:
+    """The metrics server on ``--metrics-port`` (None without one)."""
+    if args.metrics_port is None:
+        return None
+    try:
+        return metrics.serve(args.metrics_port, args.metrics_bind)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {args.metrics_bind}:{args.metrics_port}: "
+                          f"{exc.strerror or exc}", where="--metrics-port") from None
+
+
+def _print_patches(record: Mapping[str, Any]) -> None:
+    """``--dry-run``: the patches a step would apply, one JSON line each on stdout."""
+    for st in ((record.get("backend") or {}).get("apply") or {}).get("stages") or []:
+        if st.get("patch") is not None:
+            sys.stdout.write(json.dumps({"step": record["step"], "stage": st["stage"],
+                                         "target": st["target"], "patch_type": st["patch_type"],
+                                         "patch": st["patch"]}, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def _finish(args: argparse.Namespace, prepared: Prepared, result: RunResult, backend: Backend,
+            workload: Workload | None, out: Path) -> int:
+    """Write the run's summary; the exit code (128+N after signal N)."""
     summary = run_summary(prepared, result, backend, workload)
     summary["faults"] = result.faults
     report = getattr(backend, "run_report", None)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.config import load_config
+from ..config.defaults import DEFAULT_OPTIMIZER
 from ..errors import ConfigError
 from ..report.summary import summary_table, write_json, write_seconds_csv
 from ..run.runner import execute, prepare, run_summary
@@ -26,7 +27,7 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", help="Twitter-format trace file (.txt or .tbz2) for IPA's named windows")
     p.add_argument("--window", help="START-END seconds of a trace (end exclusive, as IPA)")
     p.add_argument("--damping", type=int, help="IPA's damping_factor: integer-divide every second's count")
-    p.add_argument("--base", help="exact optimizer the baseline policies delegate to (default ilp)")
+    p.add_argument("--base", help=f"exact optimizer the baseline policies delegate to (default {DEFAULT_OPTIMIZER})")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
 
 

@@ -12,6 +12,7 @@ from ..config.ipa_import import looks_like_ipa_config, map_ipa_config
 from ..config.show import shown
 from ..config.yamlsafe import read_file
 from ..errors import ConfigError
+from ..host import PluginHost
 from ..optimize.selection import COMBINATIONS_PER_SOLVE, ENUMERATION_LIMIT, ENUMERATION_MIN_K, Selection, count_feasible
 from ..problem.problem import Problem
 from ..report.tables import table
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         "optimizer": config.optimizer.name,
         "weights": dict(problem.settings.weights),
         "ipa_ignored": dict(config.ipa.ignored) if config.ipa else {},
-        "candidate_pool": candidate_pool(config, problem),
+        "candidate_pool": candidate_pool(config, problem, host),
     }
     if args.json:
         print_json(summary)
@@ -85,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-EXACT_K_OPTIMIZERS = ("ilp", "energy-ilp")
-
-
-def candidate_pool(config: Config, problem: Problem) -> dict[str, Any] | None:
+def candidate_pool(config: Config, problem: Problem, host: PluginHost) -> dict[str, Any] | None:
     """For k > 1: how many configurations a decision can list at most, and at ``rate_rps``
     how many are feasible (the pool never holds more, whatever k says)."""
     loop_k = (config.raw.get("adaptation") or {}).get("num_candidates")
@@ -108,7 +106,7 @@ def candidate_pool(config: Config, problem: Problem) -> dict[str, Any] | None:
     if config.rate_rps is not None:
         out["rate_rps"] = config.rate_rps
         out["feasible"] = _feasible_at(problem, float(config.rate_rps))
-    if config.optimizer.name in EXACT_K_OPTIMIZERS:
+    if getattr(host.registry.get("optimizer", config.optimizer.name).factory, "k_best_engine", False):
         out["method"] = ("enumeration" if k >= ENUMERATION_MIN_K and out["combinations"] <= min(
             ENUMERATION_LIMIT, k * COMBINATIONS_PER_SOLVE) else "milp")
     return out
@@ -158,8 +156,9 @@ def _ipa(args: argparse.Namespace, data) -> int:
     if ipa.unknown:
         print(f"unknown keys (ignored): {', '.join(ipa.unknown)}")
     k = ipa.values.get("num_state_limit")
-    if isinstance(k, int) and k > 1 and (ipa.values.get("optimizer") or {}).get("name") == "ilp":
-        gap = ((ipa.values.get("optimizer") or {}).get("options") or {}).get("pool_gap")
+    options = (ipa.values.get("optimizer") or {}).get("options") or {}
+    if isinstance(k, int) and k > 1 and "pool_gap" in options:  # what IPA's Gurobi pool maps to
+        gap = options["pool_gap"]
         kept = ("only the ties of the optimum, as IPA's Gurobi pool (PoolGap 0) does" if gap == 0 else
                 "every distinct feasible configuration")
         print(f"num_state_limit {k} is a pool size: a decision lists at most {kept}, and the adapter "

@@ -17,6 +17,7 @@ from ..errors import ConfigError, InputError, ProfileError
 from ..model import Configuration, Pipeline, StageConfig
 from ..problem.carbon import CarbonIntensity
 from ..problem.problem import DEFAULT_WEIGHTS, MAX_SCALING_CAP, Problem, Settings
+from .defaults import DEFAULT_BACKEND, DEFAULT_OPTIMIZER
 from .ipa_import import IpaConfig, read_ipa_config
 from .numeric import MODEL_LIMIT, number
 from .pipeline_files import load_pipeline
@@ -222,6 +223,7 @@ def load_config(path: str | Path) -> Config:
 
 
 def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Config:
+    """Validate a config's mapping (``path`` names the file in errors and anchors relative paths)."""
     base_dir = path.parent if path is not None else Path.cwd()
     unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
     if unknown:
@@ -230,15 +232,50 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
             path=path,
             where=str(unknown[0]),
         )
-    ipa: IpaConfig | None = None
-    if data.get("from_ipa") is not None:
-        ref = data["from_ipa"]
-        if not isinstance(ref, str):
-            raise ConfigError("must be a path", path=path, where="from_ipa")
-        ipa = read_ipa_config(base_dir / ref)
-        data = _merge(ipa.values, {k: v for k, v in data.items() if k != "from_ipa"})
+    data, ipa = _with_ipa(data, path, base_dir)
     r = _Reader(path, data)
+    pipeline = _pipeline(r, base_dir)
+    weights = _weights(r)
+    carbon = _carbon(r, base_dir)
+    settings = _settings(r, pipeline, weights, carbon)
+    optimizer = r.component("optimizer", DEFAULT_OPTIMIZER)
+    backend = r.component("backend", DEFAULT_BACKEND)
+    assert optimizer is not None and backend is not None
+    sources = _energy_sources(r)
+    load, disable = _plugins(r)
+    for key in ("predictor", "workload", "adaptation", "simulation", "kubernetes", "local", "prometheus"):
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
+            raise r.err(key, "must be a mapping")
+    return Config(
+        path=path,
+        raw=dict(data),
+        pipeline=pipeline,
+        settings=settings,
+        optimizer=optimizer,
+        backend=backend,
+        energy_sources=sources,
+        plugins_load=list(load),
+        plugins_disable=list(disable),
+        carbon=carbon,
+        rate_rps=r.number("rate_rps", None, nonneg=True),
+        ipa=ipa,
+    )
 
+
+def _with_ipa(data: Mapping[str, Any], path: Path | None, base_dir: Path) -> tuple[Mapping[str, Any], IpaConfig | None]:
+    """The config with ``from_ipa``'s imported settings under it, and the import."""
+    if data.get("from_ipa") is None:
+        return data, None
+    ref = data["from_ipa"]
+    if not isinstance(ref, str):
+        raise ConfigError("must be a path", path=path, where="from_ipa")
+    ipa = read_ipa_config(base_dir / ref)
+    return _merge(ipa.values, {k: v for k, v in data.items() if k != "from_ipa"}), ipa
+
+
+def _pipeline(r: _Reader, base_dir: Path) -> Pipeline:
+    """``pipeline`` (a path or an inline mapping) with its ``profiles``."""
+    data = r.data
     if "pipeline" not in data:
         raise r.err("pipeline", "missing (a pipeline YAML path or an inline mapping)")
     pipe_ref = data["pipeline"]
@@ -247,40 +284,46 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
         raise r.err("profiles", "must be a path to a CSV or YAML file")
     try:
         if isinstance(pipe_ref, str):
-            pipeline = load_pipeline(base_dir / pipe_ref, base_dir / prof_ref if prof_ref else None)
-        elif isinstance(pipe_ref, Mapping):
-            pipeline = load_pipeline(pipe_ref, base_dir / prof_ref if prof_ref else None, base_dir=base_dir)
-        else:
-            raise r.err("pipeline", "must be a path or a mapping")
+            return load_pipeline(base_dir / pipe_ref, base_dir / prof_ref if prof_ref else None)
+        if isinstance(pipe_ref, Mapping):
+            return load_pipeline(pipe_ref, base_dir / prof_ref if prof_ref else None, base_dir=base_dir)
+        raise r.err("pipeline", "must be a path or a mapping")
     except ProfileError as exc:
-        raise _at(exc, path) from None
+        raise _at(exc, r.path) from None
 
-    weights_raw = data.get("weights") or {}
+
+def _weights(r: _Reader) -> dict[str, float]:
+    """The objective weights: the defaults, overridden by ``weights``."""
+    weights_raw = r.data.get("weights") or {}
     if not isinstance(weights_raw, Mapping):
         raise r.err("weights", "must be a mapping of weight names to numbers")
     weights = dict(DEFAULT_WEIGHTS)
     for k in weights_raw:
         weights[str(k)] = r.number(k, data=weights_raw, where=f"weights.{k}", required=True)
+    return weights
 
-    carbon: CarbonIntensity | None = None
-    c = data.get("carbon")
-    if c is not None:
-        if not isinstance(c, Mapping) or set(c) - {"intensity_g_per_kwh", "trace"} or len(c) != 1:
-            raise r.err("carbon", "expected {intensity_g_per_kwh: N} or {trace: FILE}")
-        if "trace" in c:
-            if not isinstance(c["trace"], str):
-                raise r.err("carbon.trace", "must be a path")
-            carbon = CarbonIntensity.from_csv(base_dir / c["trace"])
-        else:
-            carbon = CarbonIntensity.constant(
-                r.number("intensity_g_per_kwh", data=c, nonneg=True, where="carbon.intensity_g_per_kwh",
-                         required=True)
-            )
 
-    initial = _initial(r, pipeline, data.get("initial"))
+def _carbon(r: _Reader, base_dir: Path) -> CarbonIntensity | None:
+    """``carbon``: a constant intensity or a trace file; None when absent."""
+    c = r.data.get("carbon")
+    if c is None:
+        return None
+    if not isinstance(c, Mapping) or set(c) - {"intensity_g_per_kwh", "trace"} or len(c) != 1:
+        raise r.err("carbon", "expected {intensity_g_per_kwh: N} or {trace: FILE}")
+    if "trace" in c:
+        if not isinstance(c["trace"], str):
+            raise r.err("carbon.trace", "must be a path")
+        return CarbonIntensity.from_csv(base_dir / c["trace"])
+    return CarbonIntensity.constant(
+        r.number("intensity_g_per_kwh", data=c, nonneg=True, where="carbon.intensity_g_per_kwh", required=True)
+    )
 
+
+def _settings(r: _Reader, pipeline: Pipeline, weights: dict[str, float], carbon: CarbonIntensity | None) -> Settings:
+    """The problem settings, with their defaults (IPA's where IPA has one)."""
+    initial = _initial(r, pipeline, r.data.get("initial"))
     try:
-        settings = Settings(
+        return Settings(
             accuracy_method=r.choice("accuracy_method", "sum", ("sum", "average", "multiply")),
             normalize_accuracy=r.boolean("normalize_accuracy", True),
             sla_s=r.number("sla_s", positive=True),
@@ -297,13 +340,12 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
             initial=initial,
         )
     except ConfigError as exc:
-        raise _at(exc, path) from None
+        raise _at(exc, r.path) from None
 
-    optimizer = r.component("optimizer", "ilp")
-    backend = r.component("backend", "simulation")
-    assert optimizer is not None and backend is not None
 
-    energy = data.get("energy") or {}
+def _energy_sources(r: _Reader) -> list[ComponentSpec]:
+    """``energy.sources``: names or ``{name, options}``; empty for the automatic choice."""
+    energy = r.data.get("energy") or {}
     if not isinstance(energy, Mapping):
         raise r.err("energy", "must be a mapping with 'sources'")
     unknown = [str(k) for k in energy if k != "sources"]
@@ -312,9 +354,12 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
     sources_raw = energy.get("sources") or []
     if not isinstance(sources_raw, list):
         raise r.err("energy.sources", "must be a list")
-    sources = [r.component_value(s, f"energy.sources[{i}]") for i, s in enumerate(sources_raw)]
+    return [r.component_value(s, f"energy.sources[{i}]") for i, s in enumerate(sources_raw)]
 
-    plugins = data.get("plugins") or {}
+
+def _plugins(r: _Reader) -> tuple[list[str], list[str]]:
+    """``plugins.load`` and ``plugins.disable``."""
+    plugins = r.data.get("plugins") or {}
     if not isinstance(plugins, Mapping) or set(plugins) - {"load", "disable"}:
         raise r.err("plugins", "expected {load: [...], disable: [...]}")
     load = plugins.get("load") or []
@@ -322,25 +367,7 @@ def config_from_mapping(data: Mapping[str, Any], path: Path | None = None) -> Co
     for key, seq in (("load", load), ("disable", disable)):
         if not isinstance(seq, list) or not all(isinstance(x, str) and x for x in seq):
             raise r.err(f"plugins.{key}", "must be a list of names")
-
-    for key in ("predictor", "workload", "adaptation", "simulation", "kubernetes", "local", "prometheus"):
-        if data.get(key) is not None and not isinstance(data[key], Mapping):
-            raise r.err(key, "must be a mapping")
-
-    return Config(
-        path=path,
-        raw=dict(data),
-        pipeline=pipeline,
-        settings=settings,
-        optimizer=optimizer,
-        backend=backend,
-        energy_sources=sources,
-        plugins_load=list(load),
-        plugins_disable=list(disable),
-        carbon=carbon,
-        rate_rps=r.number("rate_rps", None, nonneg=True),
-        ipa=ipa,
-    )
+    return load, disable
 
 
 def _initial(r: _Reader, pipeline: Pipeline, raw: Any) -> Configuration | None:

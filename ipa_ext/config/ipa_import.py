@@ -19,6 +19,10 @@ from .show import shown
 from .yamlsafe import read_file
 
 OPTIMIZATION_METHODS = {"gurobi": "ilp", "brute-force": "brute-force", "both": "ilp"}
+"""IPA's ``optimization_method`` -> the ipa-ext optimizer that does the same (a translation
+of IPA's config, not a choice of plugin)."""
+GUROBI_METHODS = ("gurobi", "both")
+"""IPA methods that solve with Gurobi, whose solution pool keeps only ties (PoolGap 0)."""
 
 DIRECT_KEYS = (
     "scaling_cap",
@@ -110,60 +114,94 @@ def _check_numbers(data: Mapping[str, Any], p: Path) -> None:
 
 
 def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
-    out: dict[str, Any] = {}
-    ignored: dict[str, str] = {}
-    unknown: list[str] = []
+    """IPA's experiment config as ipa-ext keys, with what is ignored and what is unknown."""
     _check_numbers(data, p)
-    for key in DIRECT_KEYS:
-        if key in data:
-            out[key] = data[key]
+    out: dict[str, Any] = {key: data[key] for key in DIRECT_KEYS if key in data}
     weights = {k: data[k] for k in ("alpha", "beta", "gamma") if k in data}
     if weights:
         out["weights"] = weights
     if "optimization_method" in data:
-        m = data["optimization_method"]
-        if not isinstance(m, str) or m not in OPTIMIZATION_METHODS:
-            raise ConfigError(
-                f"unknown IPA optimization_method {shown(m)} (expected gurobi or brute-force)",
-                path=p,
-                where="optimization_method",
-            )
-        out["optimizer"] = {"name": OPTIMIZATION_METHODS[m]}
-        if OPTIMIZATION_METHODS[m] == "ilp":  # IPA's Gurobi solution pool keeps only ties (PoolGap 0)
-            out["optimizer"]["options"] = {"pool_gap": 0}
+        out["optimizer"] = _optimizer(data["optimization_method"], p)
     if "arrival_rate" in data:
         out["rate_rps"] = data["arrival_rate"]
+    initial = _initial(data, p)
+    if initial is not None:
+        out["initial"] = initial
+    predictor = _predictor(data, p)
+    if predictor:
+        out["predictor"] = predictor
+    if "adaptation_interval" in data:
+        out["adaptation"] = {"interval_s": data["adaptation_interval"]}
+    workload = _workload(data, p)
+    if workload is not None:
+        out["workload"] = workload
+    if "drop_limit" in data:
+        out.setdefault("simulation", {})["drop_limit"] = data["drop_limit"]
+    ignored = {str(k): IGNORED_KEYS[str(k)] for k in data if k not in HANDLED_KEYS and k in IGNORED_KEYS}
+    unknown = [str(k) for k in data if k not in HANDLED_KEYS and k not in IGNORED_KEYS]
+    return IpaConfig(p, out, ignored, unknown)
 
+
+HANDLED_KEYS = frozenset(DIRECT_KEYS) | {
+    "alpha", "beta", "gamma", "optimization_method", "arrival_rate", "task_name",
+    "initial_active_model", "initial_cpu_allocation", "initial_replica", "initial_batch",
+    "predictor_type", "monitoring_duration", "backup_predictor_type",
+    "backup_predictor_duration", "predictor_margin", "adaptation_interval", "drop_limit",
+}
+"""IPA keys :func:`map_ipa_config` maps (``number_tasks`` and ``workload_*`` are only read)."""
+
+INITIAL_COLUMNS = {
+    "variant": "initial_active_model",
+    "cpu": "initial_cpu_allocation",
+    "replicas": "initial_replica",
+    "batch": "initial_batch",
+}
+"""ipa-ext's ``initial`` fields and IPA's per-task lists they come from."""
+
+
+def _optimizer(m: Any, p: Path) -> dict[str, Any]:
+    """``optimization_method`` as an ipa-ext ``optimizer`` entry."""
+    if not isinstance(m, str) or m not in OPTIMIZATION_METHODS:
+        raise ConfigError(
+            f"unknown IPA optimization_method {shown(m)} (expected gurobi or brute-force)",
+            path=p,
+            where="optimization_method",
+        )
+    out: dict[str, Any] = {"name": OPTIMIZATION_METHODS[m]}
+    if m in GUROBI_METHODS:
+        out["options"] = {"pool_gap": 0}
+    return out
+
+
+def _initial(data: Mapping[str, Any], p: Path) -> dict[str, Any] | None:
+    """The initial configuration from IPA's per-task lists (None unless all four are given)."""
     tasks = data.get("task_name")
-    if tasks is not None:
-        if not isinstance(tasks, list):
-            raise ConfigError("must be a list", path=p, where="task_name")
-        if "number_tasks" in data and data["number_tasks"] != len(tasks):
-            raise ConfigError(
-                f"number_tasks {shown(data['number_tasks'])} but task_name lists {len(tasks)}",
-                path=p,
-                where="number_tasks",
-            )
-        cols = {
-            "variant": "initial_active_model",
-            "cpu": "initial_cpu_allocation",
-            "replicas": "initial_replica",
-            "batch": "initial_batch",
-        }
-        if all(c in data for c in cols.values()):
-            initial = {}
-            for i, t in enumerate(tasks):
-                entry = {}
-                for field_name, key in cols.items():
-                    seq = data[key]
-                    if not isinstance(seq, list) or len(seq) != len(tasks):
-                        raise ConfigError(
-                            f"must list one value per task ({len(tasks)})", path=p, where=key
-                        )
-                    entry[field_name] = seq[i]
-                initial[str(t)] = entry
-            out["initial"] = initial
+    if tasks is None:
+        return None
+    if not isinstance(tasks, list):
+        raise ConfigError("must be a list", path=p, where="task_name")
+    if "number_tasks" in data and data["number_tasks"] != len(tasks):
+        raise ConfigError(
+            f"number_tasks {shown(data['number_tasks'])} but task_name lists {len(tasks)}",
+            path=p,
+            where="number_tasks",
+        )
+    if not all(c in data for c in INITIAL_COLUMNS.values()):
+        return None
+    initial = {}
+    for i, t in enumerate(tasks):
+        entry = {}
+        for field_name, key in INITIAL_COLUMNS.items():
+            seq = data[key]
+            if not isinstance(seq, list) or len(seq) != len(tasks):
+                raise ConfigError(f"must list one value per task ({len(tasks)})", path=p, where=key)
+            entry[field_name] = seq[i]
+        initial[str(t)] = entry
+    return initial
 
+
+def _predictor(data: Mapping[str, Any], p: Path) -> dict[str, Any]:
+    """IPA's predictor keys (durations in minutes) as an ipa-ext ``predictor`` section."""
     for key in ("predictor_type", "backup_predictor_type", "workload_type"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise ConfigError(f"expected a name, got {shown(data[key])}", path=p, where=key)
@@ -180,45 +218,23 @@ def map_ipa_config(data: Mapping[str, Any], p: Path) -> IpaConfig:
         )
     if "predictor_margin" in data:
         predictor["margin_pct"] = data["predictor_margin"]
-    if predictor:
-        out["predictor"] = predictor
+    return predictor
 
-    adaptation: dict[str, Any] = {}
-    if "adaptation_interval" in data:
-        adaptation["interval_s"] = data["adaptation_interval"]
-    if adaptation:
-        out["adaptation"] = adaptation
 
+def _workload(data: Mapping[str, Any], p: Path) -> dict[str, Any] | None:
+    """IPA's twitter or static workload as an ipa-ext ``workload`` section."""
+    wc = data.get("workload_config")
     if data.get("workload_type") == "twitter":
-        wc = data.get("workload_config")
         first = wc[0] if isinstance(wc, list) and wc else wc
-        if isinstance(first, Mapping):
-            w: dict[str, Any] = {"type": "twitter"}
-            for k in ("start", "end"):
-                if k in first:
-                    w[k] = number(first[k], f"workload_config.{k}", path=p, integer=True, minimum=0,
-                                  text=True)
-            if first.get("damping_factor") is not None:
-                w["damping_factor"] = first["damping_factor"]
-            out["workload"] = w
-    elif data.get("workload_type") == "static":
-        wc = data.get("workload_config")
-        if isinstance(wc, Mapping):
-            out["workload"] = {"type": "static", **{str(k): v for k, v in wc.items()}}
-    if "drop_limit" in data:
-        out.setdefault("simulation", {})["drop_limit"] = data["drop_limit"]
-
-    handled = set(DIRECT_KEYS) | {
-        "alpha", "beta", "gamma", "optimization_method", "arrival_rate", "task_name",
-        "initial_active_model", "initial_cpu_allocation", "initial_replica", "initial_batch",
-        "predictor_type", "monitoring_duration", "backup_predictor_type",
-        "backup_predictor_duration", "predictor_margin", "adaptation_interval", "drop_limit",
-    }
-    for key in data:
-        if key in handled:
-            continue
-        if key in IGNORED_KEYS:
-            ignored[str(key)] = IGNORED_KEYS[str(key)]
-        else:
-            unknown.append(str(key))
-    return IpaConfig(p, out, ignored, unknown)
+        if not isinstance(first, Mapping):
+            return None
+        w: dict[str, Any] = {"type": "twitter"}
+        for k in ("start", "end"):
+            if k in first:
+                w[k] = number(first[k], f"workload_config.{k}", path=p, integer=True, minimum=0, text=True)
+        if first.get("damping_factor") is not None:
+            w["damping_factor"] = first["damping_factor"]
+        return w
+    if data.get("workload_type") == "static" and isinstance(wc, Mapping):
+        return {"type": "static", **{str(k): v for k, v in wc.items()}}
+    return None

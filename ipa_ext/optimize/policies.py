@@ -3,8 +3,10 @@
 A policy is an optimizer plugin, so the adapter loop and the benchmark treat
 every policy the same way. Most policies restrict IPA's problem (pin variants,
 pin replicas, forbid batching, change the weights) and hand the restricted
-problem to an exact *base* optimizer chosen by name (default ``ilp``), which
-the plugin host binds through :meth:`DelegatingPolicy.bind_registry`.
+problem to an exact *base* optimizer that the policy's ``base`` option names
+(default: the config default optimizer,
+:data:`~ipa_ext.config.defaults.DEFAULT_OPTIMIZER`), which the plugin host binds
+through :meth:`DelegatingPolicy.bind_registry`.
 
 Candidates are re-scored on the original problem, so objective terms in logs
 are comparable across policies; the policy's own objective value is kept in
@@ -16,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from ..config.defaults import DEFAULT_OPTIMIZER
 from ..errors import ConfigError
 from ..model import Configuration, Pipeline, StageConfig
 from ..optimizers import Optimizer
@@ -25,7 +28,7 @@ from .pool import CandidatePool
 if TYPE_CHECKING:  # pragma: no cover
     from ..host import Registry
 
-DEFAULT_BASE = "ilp"
+DEFAULT_BASE = DEFAULT_OPTIMIZER
 
 
 class DelegatingPolicy(Optimizer):

@@ -168,35 +168,45 @@ def resolve(
         if windowed:
             raise InputError(f"--window and --damping select part of a trace; {shown(spec)} is a synthetic "
                              "workload (set its duration_s in the config)", where=flag)
-        s: dict[str, Any] = {"type": "synthetic", "pattern": name}
-        if section.get("type", "synthetic") == "synthetic":
-            s.update({k: section[k] for k in ("duration_s", "seed") if k in section})
-        if name not in SYNTHETIC_PATTERNS:
-            raise InputError(f"unknown synthetic pattern {shown(name)} (known: {', '.join(SYNTHETIC_PATTERNS)})",
-                             where=flag)
-        return from_section(s, base_dir, config_path)
+        return _synthetic_pattern(name, section, base_dir, config_path, flag)
     if kind == "twitter" or (not kind and name in IPA_WINDOWS):
-        if name not in IPA_WINDOWS:
-            raise InputError(f"unknown IPA window {shown(name)} (known: {', '.join(IPA_WINDOWS)})",
-                             where=flag)
-        if trace_path is None:
-            hint = f"; the built-in pattern is 'synthetic:{name}'" if name in SYNTHETIC_PATTERNS else ""
-            raise InputError(
-                f"workload {shown(name)} is a window of the Twitter trace: pass --trace FILE "
-                f"(workload.tbz2 or workload.txt) or set workload.trace{hint}",
-                where=flag,
-            )
-        ws, we, wd = IPA_WINDOWS[name]
-        if window_s is not None:
-            ws, we = window_s
-        return twitter(trace_path, ws, we, wd if damping_factor is None else damping_factor, name=name)
+        return _ipa_window(name, trace_path, window_s, damping_factor, flag)
     if kind:
         raise InputError(f"unknown workload kind {shown(kind)} in {shown(spec)} (synthetic:NAME, twitter:NAME or a path)",
                          where=flag)
-    p = Path(spec)
     if not _exists(spec):
         known = ", ".join(dict.fromkeys([*SYNTHETIC_PATTERNS, *IPA_WINDOWS]))
         raise InputError(f"no such workload name or file {shown(spec)} (names: {known}; or a trace path)",
                          where=flag)
     start, end = window_s if window_s is not None else (None, None)
-    return twitter(p, start, end, damping_factor)
+    return twitter(Path(spec), start, end, damping_factor)
+
+
+def _synthetic_pattern(name: str, section: Mapping[str, Any], base_dir: Path, config_path: Path | None,
+                       flag: str) -> Workload:
+    """A named synthetic pattern, with the config's synthetic duration and seed."""
+    s: dict[str, Any] = {"type": "synthetic", "pattern": name}
+    if section.get("type", "synthetic") == "synthetic":
+        s.update({k: section[k] for k in ("duration_s", "seed") if k in section})
+    if name not in SYNTHETIC_PATTERNS:
+        raise InputError(f"unknown synthetic pattern {shown(name)} (known: {', '.join(SYNTHETIC_PATTERNS)})",
+                         where=flag)
+    return from_section(s, base_dir, config_path)
+
+
+def _ipa_window(name: str, trace_path: Path | None, window_s: tuple[int, int] | None,
+                damping_factor: int | None, flag: str) -> Workload:
+    """One of IPA's named windows of the Twitter trace (``window_s``/``damping_factor`` override it)."""
+    if name not in IPA_WINDOWS:
+        raise InputError(f"unknown IPA window {shown(name)} (known: {', '.join(IPA_WINDOWS)})", where=flag)
+    if trace_path is None:
+        hint = f"; the built-in pattern is 'synthetic:{name}'" if name in SYNTHETIC_PATTERNS else ""
+        raise InputError(
+            f"workload {shown(name)} is a window of the Twitter trace: pass --trace FILE "
+            f"(workload.tbz2 or workload.txt) or set workload.trace{hint}",
+            where=flag,
+        )
+    ws, we, wd = IPA_WINDOWS[name]
+    if window_s is not None:
+        ws, we = window_s
+    return twitter(trace_path, ws, we, wd if damping_factor is None else damping_factor, name=name)

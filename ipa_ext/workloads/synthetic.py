@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..config.numeric import number
@@ -51,43 +53,66 @@ def synthetic(
                            ("period_s", period_s, None))
     )
     rng = np.random.Generator(np.random.PCG64(int(seed)))
-    t = np.arange(n, dtype=float)
-    if pattern == "steady":
-        rate = np.full(n, 20.0 if base_rps is None else base_rps)
-    elif pattern == "bursty":
-        base = 15.0 if base_rps is None else base_rps
-        peak = 60.0 if peak_rps is None else peak_rps
-        gap = 120.0 if period_s is None else max(period_s, 1.0)
-        rate = np.full(n, base)
-        pos = rng.exponential(gap / 2)
-        while pos < n:
-            length = rng.uniform(10, 60)
-            height = rng.uniform(0.5, 1.0) * (peak - base)
-            lo, hi = int(pos), min(n, int(pos + length))
-            ramp = np.minimum(1.0, np.minimum(t[lo:hi] - pos + 1, pos + length - t[lo:hi]) / 5.0)
-            rate[lo:hi] = np.maximum(rate[lo:hi], base + height * ramp)
-            pos += length + rng.exponential(gap)
-    elif pattern == "fluctuating":
-        lo_r = 8.0 if base_rps is None else base_rps
-        hi_r = 40.0 if peak_rps is None else peak_rps
-        scale = 60.0 if period_s is None else max(period_s, 1.0)
-        knots = int(n / scale) + 3
-        pts = rng.uniform(0.0, 1.0, knots)
-        x = np.arange(knots) * scale
-        # cosine interpolation between random knots: smooth, bounded by [lo, hi]
-        i = np.minimum((t // scale).astype(int), knots - 2)
-        f = (t - x[i]) / scale
-        w = (1 - np.cos(np.pi * f)) / 2
-        level = pts[i] * (1 - w) + pts[i + 1] * w
-        rate = lo_r + (hi_r - lo_r) * level
-    elif pattern == "diurnal":
-        lo_r = 10.0 if base_rps is None else base_rps
-        hi_r = 50.0 if peak_rps is None else peak_rps
-        period = float(n) if period_s is None else max(period_s, 1.0)
-        rate = lo_r + (hi_r - lo_r) * (1 - np.cos(2 * np.pi * t / period)) / 2
-    else:  # step
-        lo_r = 15.0 if base_rps is None else base_rps
-        hi_r = 45.0 if peak_rps is None else peak_rps
-        phase = np.minimum((t * 4 // n).astype(int), 3)
-        rate = np.where(phase % 2 == 0, lo_r, hi_r)
+    rate = RATE_CURVES[pattern](rng, np.arange(n, dtype=float), base_rps, peak_rps, period_s)
     return rng.poisson(np.maximum(rate, 0.0)).astype(np.int64)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _steady(rng: np.random.Generator, t: np.ndarray, base: float | None, peak: float | None,
+            period: float | None) -> np.ndarray:
+    return np.full(len(t), _or(base, 20.0))
+
+
+def _bursty(rng: np.random.Generator, t: np.ndarray, base_rps: float | None, peak_rps: float | None,
+            period_s: float | None) -> np.ndarray:
+    n = len(t)
+    base, peak = _or(base_rps, 15.0), _or(peak_rps, 60.0)
+    gap = 120.0 if period_s is None else max(period_s, 1.0)
+    rate = np.full(n, base)
+    pos = rng.exponential(gap / 2)
+    while pos < n:
+        length = rng.uniform(10, 60)
+        height = rng.uniform(0.5, 1.0) * (peak - base)
+        lo, hi = int(pos), min(n, int(pos + length))
+        ramp = np.minimum(1.0, np.minimum(t[lo:hi] - pos + 1, pos + length - t[lo:hi]) / 5.0)
+        rate[lo:hi] = np.maximum(rate[lo:hi], base + height * ramp)
+        pos += length + rng.exponential(gap)
+    return rate
+
+
+def _fluctuating(rng: np.random.Generator, t: np.ndarray, base_rps: float | None, peak_rps: float | None,
+                 period_s: float | None) -> np.ndarray:
+    lo_r, hi_r = _or(base_rps, 8.0), _or(peak_rps, 40.0)
+    scale = 60.0 if period_s is None else max(period_s, 1.0)
+    knots = int(len(t) / scale) + 3
+    pts = rng.uniform(0.0, 1.0, knots)
+    x = np.arange(knots) * scale
+    # cosine interpolation between random knots: smooth, bounded by [lo, hi]
+    i = np.minimum((t // scale).astype(int), knots - 2)
+    f = (t - x[i]) / scale
+    w = (1 - np.cos(np.pi * f)) / 2
+    level = pts[i] * (1 - w) + pts[i + 1] * w
+    return lo_r + (hi_r - lo_r) * level
+
+
+def _diurnal(rng: np.random.Generator, t: np.ndarray, base_rps: float | None, peak_rps: float | None,
+             period_s: float | None) -> np.ndarray:
+    lo_r, hi_r = _or(base_rps, 10.0), _or(peak_rps, 50.0)
+    period = float(len(t)) if period_s is None else max(period_s, 1.0)
+    return lo_r + (hi_r - lo_r) * (1 - np.cos(2 * np.pi * t / period)) / 2
+
+
+def _step(rng: np.random.Generator, t: np.ndarray, base_rps: float | None, peak_rps: float | None,
+          period_s: float | None) -> np.ndarray:
+    lo_r, hi_r = _or(base_rps, 15.0), _or(peak_rps, 45.0)
+    phase = np.minimum((t * 4 // len(t)).astype(int), 3)
+    return np.where(phase % 2 == 0, lo_r, hi_r)
+
+
+RATE_CURVES: dict[str, Callable[..., np.ndarray]] = {
+    "steady": _steady, "bursty": _bursty, "fluctuating": _fluctuating, "diurnal": _diurnal, "step": _step,
+}
+"""Each synthetic pattern's rate curve (rng, seconds, base_rps, peak_rps, period_s) -> rps per second."""

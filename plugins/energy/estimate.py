@@ -67,6 +67,7 @@ class EstimateSource(EnergySource):
 
     name = "estimate"
     quality = "estimated"
+    auto_rank = 10  # estimated: chosen only when no measured CPU source is available
     resolution_s = 1.0 / CLK_TCK
 
     def __init__(self, watts_per_core: float | None = None, idle_w: float | None = None,

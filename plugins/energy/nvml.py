@@ -21,6 +21,7 @@ from ipa_ext import hookimpl
 from ipa_ext.config.numeric import option
 from ipa_ext.energy.counters import Counter
 from ipa_ext.energy.source import Domain, EnergySource, EnergySourceError, ProbeResult, Reading, Status
+from ipa_ext.units import MILLIJOULES_PER_JOULE, MILLIWATTS_PER_WATT
 
 EXTRA_HINT = "pip install 'ipa-ext[nvml]' (nvidia-ml-py)"
 
@@ -44,6 +45,8 @@ class NvmlSource(EnergySource):
 
     name = "nvml"
     quality = "measured"
+    auto_rank = 10
+    covers = "gpu"
 
     def __init__(self, module: str = "pynvml", sample_interval_s: float = 0.1) -> None:
         self.module_name = module
@@ -185,7 +188,7 @@ class NvmlSource(EnergySource):
         key = f"gpu{g.index}"
         st = self._sampled[key]
         try:
-            watts = float(nv.nvmlDeviceGetPowerUsage(g.handle)) / 1000.0
+            watts = float(nv.nvmlDeviceGetPowerUsage(g.handle)) / MILLIWATTS_PER_WATT
         except self._error_class():
             if st.get("broken_since") is None:
                 st["broken_since"] = st["last_s"] if st["last_s"] is not None else now
@@ -218,7 +221,7 @@ class NvmlSource(EnergySource):
                         c.missing(now, str(exc))
                         self._gaps.add(key)
                         continue
-                    if c.update(float(mj) / 1000.0, now) is not None:
+                    if c.update(float(mj) / MILLIJOULES_PER_JOULE, now) is not None:
                         self._gaps.add(key)
                 elif g.mode == "sampler":
                     self._sample_power(g, now)

@@ -33,6 +33,7 @@ from ipa_ext.energy.source import (
 )
 from ipa_ext.config.lists import split_top_level
 from ipa_ext.config.numeric import option
+from ipa_ext.units import MS_PER_S
 
 PMU_ROOT = "/sys/bus/event_source/devices"
 EVENT_DOMAINS: dict[str, tuple[str, str]] = {
@@ -130,6 +131,7 @@ class PerfSource(EnergySource):
 
     name = "perf"
     quality = "measured"
+    auto_rank = 20
 
     def __init__(self, events: str | Sequence[str] | None = None, interval_ms: int = 100,
                  perf: str | Sequence[str] = "perf", pmu_root: str = PMU_ROOT, probe_s: float = 0.3,
@@ -137,7 +139,7 @@ class PerfSource(EnergySource):
         self._events = normalise_events(events) if events is not None else None
         self.interval_ms = option("interval_ms (perf needs at least 10 ms)", interval_ms, integer=True,
                                   minimum=10, maximum=86_400_000)
-        self.resolution_s = self.interval_ms / 1000.0
+        self.resolution_s = self.interval_ms / MS_PER_S
         self.perf = [perf] if isinstance(perf, str) else [str(x) for x in perf]
         """perf's command: ``perf``, a path, or a prefix such as ``["sudo", "-n", "perf"]``."""
         if not self.perf:

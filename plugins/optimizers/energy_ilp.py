@@ -43,6 +43,7 @@ class EnergyIlpOptimizer(IlpOptimizer):
     """IPA's problem plus energy and carbon terms and a power cap, as an exact MILP."""
 
     name = "energy-ilp"
+    ignored_weights = ()
 
     def __init__(
         self,

@@ -51,6 +51,8 @@ class IlpOptimizer(Optimizer):
     name = "ilp"
     deterministic = True
     """Same problem and rate, same decision: the adapter loop may memoise it."""
+    ignored_weights = ENERGY_WEIGHTS
+    k_best_engine = True
 
     def __init__(
         self,
