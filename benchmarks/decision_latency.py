@@ -108,10 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import pulp
 
-    from ipa_ext.config import load_config
+    from ipa_ext.config.config import load_config
     from ipa_ext.host import load_plugins
     from ipa_ext.problem import Problem, Settings
-    from ipa_ext.solvers import available_solvers, choose_solver
+    from ipa_ext.optimize.solvers import available_solvers, choose_solver
 
     solvers = args.solvers.split(",") if args.solvers else list(available_solvers())
     solvers = [choose_solver(s) for s in solvers]

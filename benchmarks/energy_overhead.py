@@ -30,10 +30,10 @@ from ipa_ext.testing.powercap import server_tree  # noqa: E402
 
 from ipa_ext.energy import Domain, EnergySource, ProbeResult, Reading, Status  # noqa: E402
 from ipa_ext.energy.meter import Meter  # noqa: E402
-from ipa_ext_plugins.estimate import EstimateSource  # noqa: E402
-from ipa_ext_plugins.nvml import NvmlSource  # noqa: E402
-from ipa_ext_plugins.perf import PerfSource  # noqa: E402
-from ipa_ext_plugins.rapl import RaplSource  # noqa: E402
+from ipa_ext_plugins.energy.estimate import EstimateSource  # noqa: E402
+from ipa_ext_plugins.energy.nvml import NvmlSource  # noqa: E402
+from ipa_ext_plugins.energy.perf import PerfSource  # noqa: E402
+from ipa_ext_plugins.energy.rapl import RaplSource  # noqa: E402
 
 RAPL_TARGET_US_PER_DOMAIN = 50.0
 WINDOW_TARGET_US = 200.0

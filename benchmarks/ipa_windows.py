@@ -42,7 +42,7 @@ ACCURACY_POINTS = 2.0
 
 
 def summary_of(config, host, policy, workload, base, overrides):
-    from ipa_ext.runner import execute, prepare, run_summary
+    from ipa_ext.run.runner import execute, prepare, run_summary
 
     prep = prepare(config, host, optimizer=policy, base=base, overrides=overrides)
     result, backend, _ = execute(prep, workload, handle_signals=False)
@@ -135,8 +135,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(RESULTS / "ipa_windows"))
     args = ap.parse_args()
 
-    from ipa_ext.bench import plot, run_grid, write_results
-    from ipa_ext.config import load_config
+    from ipa_ext.run.compare import plot, run_grid, write_results
+    from ipa_ext.config.config import load_config
     from ipa_ext.host import load_plugins
     from ipa_ext.workloads import resolve
 

@@ -92,7 +92,7 @@ def quality_part(host, series, weights, margins):
 
 
 def loop_summary(config, host, label, weights, opt, window, margin, over, backup=None):
-    from ipa_ext.runner import execute, prepare, run_summary
+    from ipa_ext.run.runner import execute, prepare, run_summary
 
     name, options = predictor_spec(label, weights, window.params.get("damping_factor"))
     pred = {**config.section("predictor"), "name": name, "margin_pct": margin, "options": options}
@@ -245,7 +245,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
-    from ipa_ext.config import load_config
+    from ipa_ext.config.config import load_config
     from ipa_ext.host import load_plugins
     from ipa_ext.workloads import load_trace, resolve
 

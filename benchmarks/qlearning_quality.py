@@ -247,7 +247,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ipa_ext.config import load_config
+    from ipa_ext.config.config import load_config
     from ipa_ext.host import load_plugins
 
     config = load_config(args.config)

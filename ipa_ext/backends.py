@@ -1,6 +1,6 @@
 """The backend interface: where configurations are applied and load is observed.
 
-The adapter loop (:mod:`ipa_ext.adapter`) is backend-agnostic. Each step it
+The adapter loop (:mod:`ipa_ext.adapt.adapter`) is backend-agnostic. Each step it
 
 1. reads the request-rate history with :meth:`Backend.observe_rates`;
 2. applies the chosen configuration with :meth:`Backend.apply`;
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from .model import Configuration
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .problem import Problem
+    from .problem.problem import Problem
     from .workloads import Workload
 
 
@@ -154,7 +154,7 @@ class Backend(ABC):
         return {}
 
     def per_second(self) -> Any:
-        """Per-second records (:class:`ipa_ext.simulator.SecondSeries`) when the backend keeps them.
+        """Per-second records (:class:`ipa_ext.simulate.simulator.SecondSeries`) when the backend keeps them.
 
         Like :meth:`latency_quantiles`, readable after :meth:`close`.
         """

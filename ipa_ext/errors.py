@@ -83,7 +83,7 @@ class UnknownNameError(ConfigError):
         self.name = name
         self.available = sorted(available)
         choices = ", ".join(self.available) if self.available else "none registered"
-        from .show import shown
+        from .config.show import shown
 
         super().__init__(f"unknown {kind} {shown(name)} (available: {choices})", path=path, where=where)
 

@@ -3,9 +3,16 @@
 :func:`load_plugins` loads, in order:
 
 1. the built-in plugins, through the ``ipa_ext`` entry-point group like any
-   third party (the distribution ``ipa-ext`` itself declares them);
+   third party (the distribution ``ipa-ext`` itself declares them in its
+   ``pyproject.toml``: that table is the one list of built-ins);
 2. every other installed distribution's ``ipa_ext`` entry points;
 3. modules (dotted names or ``.py`` paths) that the config names.
+
+Entry points of one distribution load in name order (the order the installed
+metadata lists them). With ``entry_points=False`` no entry point loads, the
+built-ins' included: only the config's modules and what
+:meth:`PluginHost.add_plugin` adds, which is how a test registers exactly the
+plugins it needs.
 
 Disabled plugins are filtered out by name before they are imported. Each
 plugin loads and registers inside its own ``try``: a failure is recorded on its
@@ -31,41 +38,16 @@ import pluggy
 
 from . import __version__, hookspecs
 from .backends import Backend
+from .config.show import clip, shown
 from .energy.source import EnergySource
 from .errors import ConfigError, PluginError, UnknownNameError
 from .objectives import Objective
 from .optimizers import Optimizer
 from .predictors import Predictor
-from .show import clip, shown
 
 ENTRY_POINT_GROUP = "ipa_ext"
 DIST_NAME = "ipa-ext"
 DISABLE_ENV = "IPA_EXT_DISABLE_PLUGINS"
-
-BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("objectives", "ipa_ext_plugins.objectives"),
-    ("brute_force", "ipa_ext_plugins.brute_force"),
-    ("predictors", "ipa_ext_plugins.predictors"),
-    ("simulation", "ipa_ext_plugins.simulation"),
-    ("baselines", "ipa_ext_plugins.baselines"),
-    ("infadapter", "ipa_ext_plugins.infadapter"),
-    ("rapl", "ipa_ext_plugins.rapl"),
-    ("perf", "ipa_ext_plugins.perf"),
-    ("nvml", "ipa_ext_plugins.nvml"),
-    ("estimate", "ipa_ext_plugins.estimate"),
-    ("q_learning", "ipa_ext_plugins.q_learning"),
-    ("ilp", "ipa_ext_plugins.ilp"),
-    ("energy_ilp", "ipa_ext_plugins.energy_ilp"),
-    ("kepler", "ipa_ext_plugins.kepler"),
-    ("kubernetes", "ipa_ext_plugins.kubernetes"),
-    ("lstm", "ipa_ext_plugins.lstm"),
-    ("ar", "ipa_ext_plugins.ar"),
-)
-"""Entry-point name and module of every built-in plugin, as declared in pyproject.toml.
-
-Used only when ipa-ext runs from a source tree that is not installed; a test
-checks that it matches the installed entry points.
-"""
 
 KIND_BASES: dict[str, type] = {
     "energy source": EnergySource,
@@ -415,18 +397,13 @@ def load_plugins(
 
     ``modules`` are the config's ``plugins.load`` entries, ``disabled`` its
     ``plugins.disable`` names (plus ``$IPA_EXT_DISABLE_PLUGINS``). With
-    ``entry_points=False`` only the built-ins and ``modules`` load.
+    ``entry_points=False`` no entry point loads, not even the built-ins': only ``modules``.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm, strict)
     off = set(disabled) | _disabled_from_env()
     base = Path(base_dir) if base_dir is not None else None
-
-    eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-    dists = _dist_names(eps)
-    builtin_eps = [e for e in eps if _normalise(dists[id(e)]) == DIST_NAME]
-    third_party = [e for e in eps if _normalise(dists[id(e)]) != DIST_NAME]
 
     def add(name: str, origin: str, module: str, version: str | None, load: Callable[[], Any]) -> None:
         if name in off:
@@ -439,20 +416,13 @@ def load_plugins(
             return
         host._add_plugin(PluginRecord(name, origin, module, version), load)
 
-    if builtin_eps:
-        by_name = {e.name: e for e in builtin_eps}
-        order = [n for n, _ in BUILTIN_PLUGINS if n in by_name] + sorted(
-            n for n in by_name if n not in dict(BUILTIN_PLUGINS)
-        )
-        for n in order:
-            e = by_name[n]
-            add(n, "builtin", e.value, __version__, e.load)
-    else:
-        for n, mod in BUILTIN_PLUGINS:
-            add(n, "builtin (source tree, not installed)", mod, __version__,
-                lambda m=mod: importlib.import_module(m))
     if entry_points:
-        for e in third_party:
+        eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        dists = _dist_names(eps)
+        builtin = [e for e in eps if _normalise(dists[id(e)]) == DIST_NAME]
+        for e in builtin:  # the built-ins first, so a third party cannot take their names
+            add(e.name, "builtin", e.value, __version__, e.load)
+        for e in (e for e in eps if _normalise(dists[id(e)]) != DIST_NAME):
             dist = dists[id(e)]
             version = e.dist.version if getattr(e, "dist", None) is not None else None
             add(e.name, f"entry point ({dist})", e.value, version, e.load)

@@ -123,7 +123,7 @@ class Pipeline:
     name: str
     stages: tuple[Stage, ...]
     models: Mapping[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
-    """Real models the variants name (:class:`ipa_ext.modelref.ModelRef`), keyed by (stage, variant);
+    """Real models the variants name (:class:`ipa_ext.config.modelref.ModelRef`), keyed by (stage, variant);
     the simulation ignores them."""
 
     def stage(self, name: str) -> Stage:

@@ -11,7 +11,7 @@ minimise (cores, batch, watts, grams of CO2 per second). IPA's objective
 built-in ``accuracy``, ``cost`` and ``batch`` objectives.
 
 Objectives are plugins (hook ``register_objectives``); the built-ins live in
-``ipa_ext_plugins.objectives``.
+``ipa_ext_plugins.objectives.builtin``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .problem import Option, Problem
+    from .problem.problem import Option, Problem
 
 
 class Objective(ABC):

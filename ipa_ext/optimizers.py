@@ -3,7 +3,7 @@
 An optimizer takes a :class:`~ipa_ext.problem.Problem`, the predicted arrival
 rate and the current configuration, and returns a :class:`Decision`: up to
 ``k`` feasible candidates, best first, with their objective terms and the time
-it took to decide. A large list may be a :class:`~ipa_ext.pool.CandidatePool`,
+it took to decide. A large list may be a :class:`~ipa_ext.optimize.pool.CandidatePool`,
 evaluated as it is read. When nothing is feasible the decision carries no candidates
 and a one-line ``reason``; optimizers never raise for an infeasible problem.
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .model import Configuration
-from .pool import CandidatePool
-from .problem import Evaluation, Problem
+from .optimize.pool import CandidatePool
+from .problem.problem import Evaluation, Problem
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Decision:
     optimizer: str
     rate_rps: float
     candidates: Sequence[Evaluation]
-    """A tuple, or a :class:`~ipa_ext.pool.CandidatePool` for large k."""
+    """A tuple, or a :class:`~ipa_ext.optimize.pool.CandidatePool` for large k."""
     decision_time_s: float
     reason: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
@@ -51,6 +51,13 @@ class Optimizer(ABC):
     deterministic: bool = False
     """True when :meth:`solve` depends only on its arguments (no learning, no
     randomness, no history), so the adapter may memoise its decisions."""
+    ignored_weights: tuple[str, ...] = ()
+    """Objective weights the optimizer leaves out of what it maximises (``ilp``: the energy
+    weights ``delta`` and ``epsilon``); ``ipa-ext pareto`` refuses to sweep a weight listed here."""
+    k_best_engine: bool = False
+    """True when the optimizer lists its k best with the shared exact engine
+    (:func:`ipa_ext.optimize.selection.k_best`); ``ipa-ext validate`` then says whether a
+    decision enumerates the combinations or solves MILPs."""
 
     def optimize(
         self,
@@ -88,4 +95,4 @@ class Optimizer(ABC):
         k: int,
     ) -> tuple[Sequence[Evaluation], dict[str, Any]]:
         """Return up to ``k`` feasible evaluations, best first (a list or a
-        :class:`~ipa_ext.pool.CandidatePool`), and free-form info."""
+        :class:`~ipa_ext.optimize.pool.CandidatePool`), and free-form info."""

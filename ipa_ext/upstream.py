@@ -19,14 +19,14 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .config import _Reader
+from .adapt.measured import MeasuredIntervals
+from .config.config import _Reader
 from .energy.meter import Snapshot
-from .interval_meter import MeasuredIntervals
 from .errors import ConfigError
 from .host import PluginHost, load_plugins
 from .model import Configuration, Pipeline, Profile, Stage, StageConfig, Variant
 from .optimizers import Decision
-from .problem import Evaluation, Problem, Settings
+from .problem.problem import Evaluation, Problem, Settings
 
 IPA_METHODS = ("gurobi", "brute-force")
 """Methods upstream IPA handles itself; every other name may be dispatched here."""
@@ -56,7 +56,7 @@ def handles(method: str) -> bool:
 
 @functools.lru_cache(maxsize=4)
 def _extra_config(path: str) -> Any:
-    from .config import load_config
+    from .config.config import load_config
 
     return load_config(Path(path))
 

@@ -16,7 +16,7 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-from ipa_ext.config import load_config
+from ipa_ext.config.config import load_config
 from ipa_ext.host import load_plugins
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,12 +28,12 @@ from kube_mock import Identity, KubeServer, role_rules  # noqa: E402
 from prom_server import Counter, Exporter, PrometheusServer, closed_port_url, free_port  # noqa: E402
 from tcp_proxy import TcpProxy  # noqa: E402
 
-from ipa_ext.adapter import least_change, read_log  # noqa: E402
-from ipa_ext.config import load_config  # noqa: E402
+from ipa_ext.adapt.adapter import least_change, read_log  # noqa: E402
+from ipa_ext.config.config import load_config  # noqa: E402
 from ipa_ext.errors import ConfigError  # noqa: E402
-from ipa_ext.k8s.workloads import STRATEGIC_MERGE  # noqa: E402
+from ipa_ext.k8s.deployments import STRATEGIC_MERGE  # noqa: E402
 from ipa_ext.model import StageConfig  # noqa: E402
-from ipa_ext.runner import execute, prepare  # noqa: E402
+from ipa_ext.run.runner import execute, prepare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = [d for d in yaml.safe_load_all((ROOT / "deploy" / "example-pipeline.yaml").read_text()) if d]
@@ -362,7 +362,7 @@ def test_a_rejected_token_mid_run_is_retried_and_ends_the_run_when_it_persists(w
 
 def test_the_backend_reads_rates_per_second_and_treats_no_samples_as_transient(world, tmp_path, host):
     from ipa_ext.backends import RunContext
-    from ipa_ext_plugins.kubernetes import NoLoadData
+    from ipa_ext_plugins.backends.kubernetes import NoLoadData
 
     def backend_for(query, step_s=1):
         cfg = write_config(tmp_path, world, "ns-unit", prometheus={"rate_query": query, "step_s": step_s})

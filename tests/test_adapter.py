@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from conftest import VIDEO, run_cli
-from ipa_ext.adapter import least_change, read_log
-from ipa_ext.config import load_config
+from ipa_ext.adapt.adapter import least_change, read_log
+from ipa_ext.config.config import load_config
 from ipa_ext.model import StageConfig
-from ipa_ext.runner import execute, prepare
+from ipa_ext.run.runner import execute, prepare
 from ipa_ext.workloads import Workload, synthetic
 
 import numpy as np
@@ -159,9 +159,9 @@ def test_sigterm_stops_cleanly_and_flushes_the_log(tmp_path):
 
 def test_a_live_backend_takes_energy_from_the_meter(tmp_path):
     """The seam energy meters plug into: measured joules replace the backend's model."""
-    from ipa_ext.adapter import Adapter, IntervalEnergy
+    from ipa_ext.adapt.adapter import Adapter, IntervalEnergy
     from ipa_ext.backends import RunContext
-    from ipa_ext_plugins.simulation import SimulationBackend
+    from ipa_ext_plugins.backends.simulation import SimulationBackend
 
     class LiveSimulation(SimulationBackend):
         live = True  # stands in for a live backend; only the energy path matters here
@@ -191,7 +191,7 @@ def test_a_live_backend_takes_energy_from_the_meter(tmp_path):
     prepared = prepare(cfg, load_plugins())
     meter = CountingMeter()
     log = tmp_path / "live.jsonl"
-    from ipa_ext.adapter import AdaptationLog
+    from ipa_ext.adapt.adapter import AdaptationLog
 
     adapter = Adapter(prepared.problem, prepared.new_optimizer(), LiveSimulation(), prepared.forecaster,
                       prepared.settings, log=AdaptationLog(log), meter=meter)
@@ -242,7 +242,7 @@ def test_an_upstream_ipa_config_drives_the_loop(tmp_path, shared_data):
 def test_memo_key_holds_the_configuration_when_decisions_depend_on_it(host, video_problem):
     from dataclasses import replace as dreplace
 
-    from ipa_ext.adapter import depends_on_current
+    from ipa_ext.adapt.adapter import depends_on_current
     from ipa_ext.problem import Problem
 
     scale = Problem(video_problem.pipeline, dreplace(video_problem.settings, baseline_mode="scale"),
@@ -261,7 +261,7 @@ LIVE_PLUGIN = '''
 from pathlib import Path
 
 from ipa_ext import hookimpl
-from ipa_ext_plugins.simulation import SimulationBackend
+from ipa_ext_plugins.backends.simulation import SimulationBackend
 
 
 class LiveSimulation(SimulationBackend):

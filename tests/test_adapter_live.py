@@ -15,17 +15,17 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ipa_ext.adapter import AdaptationLog, Adapter, read_log
+from ipa_ext.adapt.adapter import AdaptationLog, Adapter, read_log
+from ipa_ext.adapt.measured import MeasuredIntervals
+from ipa_ext.adapt.metrics import AdapterMetrics
 from ipa_ext.backends import Backend, IntervalOutcome, RunContext
-from ipa_ext.config import load_config
+from ipa_ext.config.config import load_config
 from ipa_ext.energy import Domain, EnergySource, ProbeResult, Reading, Status
 from ipa_ext.energy.export import EnergyMetrics
 from ipa_ext.energy.meter import Meter
 from ipa_ext.errors import ConfigError, TransientError
-from ipa_ext.interval_meter import MeasuredIntervals
-from ipa_ext.metrics import AdapterMetrics
 from ipa_ext.model import StageConfig
-from ipa_ext.runner import prepare
+from ipa_ext.run.runner import prepare
 
 from test_adapter import write_config
 
@@ -297,6 +297,6 @@ def test_metrics_follow_the_log_lines(prepared, tmp_path):
 def _json(record):
     import json
 
-    from ipa_ext.adapter import json_safe
+    from ipa_ext.adapt.adapter import json_safe
 
     return json.loads(json.dumps(json_safe(dict(record))))

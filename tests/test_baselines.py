@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 
 from helpers import make_pipeline, make_problem
 from ipa_ext.errors import ConfigError
-from ipa_ext.mix import StageMix
 from ipa_ext.problem import Problem
-from ipa_ext.simulator import build_model
+from ipa_ext.problem.mix import StageMix
+from ipa_ext.simulate.simulator import build_model
 
 POLICIES = ("ipa", "fa2-low", "fa2-high", "rim", "ms", "infaas", "vpa", "infadapter")
 
 
 def policy(host, name, **opts):
-    from ipa_ext_plugins.baselines import VpaPolicy  # noqa: F401  (registered)
+    from ipa_ext_plugins.optimizers.baselines import VpaPolicy  # noqa: F401  (registered)
 
     if name not in ("vpa", "infadapter"):
         opts.setdefault("base", "brute-force")
@@ -37,8 +37,8 @@ def all_feasible(problem: Problem, rate, current=None):
 
 
 def test_every_policy_is_registered_and_documented(host):
-    import ipa_ext_plugins.baselines as b
-    import ipa_ext_plugins.infadapter as i
+    import ipa_ext_plugins.optimizers.baselines as b
+    import ipa_ext_plugins.optimizers.infadapter as i
 
     names = host.registry.names("optimizer")
     for p in POLICIES:

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipa_ext.bench import Cell, markdown, mark_same
 from ipa_ext.cli import main
-from ipa_ext.plotting import PALETTE, envelope, series_styles
+from ipa_ext.report.plotting import PALETTE, envelope, series_styles
+from ipa_ext.run.compare import Cell, markdown, mark_same
 
 from conftest import VIDEO
 from test_adapter import write_config
@@ -134,9 +134,10 @@ def test_series_colours_are_distinct_and_never_grey():
 
 
 def test_identical_series_are_drawn_dashed_and_labelled(grid):
-    from ipa_ext.bench import load_results, safe_name
-    from ipa_ext.bench_plots import plot_grid, scatter_figure, workload_figure
-    from ipa_ext.plotting import pyplot
+    from ipa_ext.report.summary import safe_name
+    from ipa_ext.run.compare import load_results
+    from ipa_ext.report.bench_plots import plot_grid, scatter_figure, workload_figure
+    from ipa_ext.report.plotting import pyplot
 
     out, _, rows = grid
     if not HAS_MPL:  # the minimal install: no plots, and bench says why
@@ -187,7 +188,7 @@ def test_energy_report_says_where_it_wrote(shared_data, tmp_path):
 def test_long_log_plot_is_an_envelope_that_keeps_the_peak(shared_data):
     from ipa_ext.energy.logs import load_log
     from ipa_ext.energy.report import power_figure, summarise
-    from ipa_ext.plotting import MAX_POINTS, pyplot
+    from ipa_ext.report.plotting import MAX_POINTS, pyplot
 
     if not HAS_MPL:
         with pytest.raises(ImportError):

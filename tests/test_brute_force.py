@@ -13,7 +13,7 @@ from test_problem import ONE_STAGE
 
 
 def brute(problem, rate, k=1, current=None) -> Decision:
-    from ipa_ext_plugins.brute_force import BruteForceOptimizer
+    from ipa_ext_plugins.optimizers.brute_force import BruteForceOptimizer
 
     return BruteForceOptimizer().optimize(problem, rate, current, k)
 

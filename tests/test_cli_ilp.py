@@ -188,3 +188,39 @@ def test_a_bad_option_in_the_config_names_the_file(tmp_path):
     cfg = write_config(tmp_path, optimizer="{name: ilp, options: {time_limit_s: 0}}")
     assert_one_line_error(run_cli("optimize", str(cfg), "--rate", "20"),
                           f"{cfg}: optimizer.options: optimizer 'ilp': time_limit_s must be > 0")
+
+
+def test_pareto_picks_its_optimizer_by_declared_properties_not_names(tmp_path):
+    from ipa_ext import hookimpl
+    from ipa_ext.config.config import load_config
+    from ipa_ext.errors import ConfigError
+    from ipa_ext.host import load_plugins
+    from ipa_ext.optimizers import Optimizer
+    from ipa_ext.cli.pareto_cmd import sweep_optimizer
+
+    class Blind(Optimizer):
+        ignored_weights = ("delta",)
+
+        def __init__(self, solver: str = "auto") -> None:
+            self.solver = solver
+
+        def solve(self, problem, rate, current, k):
+            return [], {}
+
+    class Plugin:
+        @hookimpl
+        def register_optimizers(self, register):
+            register("blind", Blind)
+
+    text = (VIDEO / "config.yaml").read_text().replace("optimizer: ilp", "optimizer: {name: ilp, options: {solver: cbc}}")
+    assert "solver: cbc" in text
+    for name in ("pipeline.yaml", "profiles.csv"):
+        (tmp_path / name).write_text((VIDEO / name).read_text())
+    (tmp_path / "config.yaml").write_text(text)
+    config = load_config(tmp_path / "config.yaml")
+    host = load_plugins()
+    host.add_plugin(Plugin(), "blind-plugin")
+    assert sweep_optimizer(host, config, "energy-ilp").solver == "cbc"  # it takes every ilp option
+    with pytest.raises(ConfigError, match="blind ignores delta"):
+        sweep_optimizer(host, config, "blind")
+    assert sweep_optimizer(host, config, "brute-force").max_combinations == 5_000_000  # not ilp's options

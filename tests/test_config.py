@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ipa_ext.config import load_config
+from ipa_ext.config.config import load_config
+from ipa_ext.config.ipa_import import read_ipa_config
 from ipa_ext.errors import ConfigError
-from ipa_ext.ipa_config import read_ipa_config
 from ipa_ext.model import StageConfig
 
 from conftest import VIDEO

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ipa_ext.energy.attribution import StageAttributor, attribute, cgroup_counter, process_tree_counter
 from ipa_ext.energy.meter import Meter
 from ipa_ext.errors import InputError
-from ipa_ext_plugins.rapl import RaplSource
+from ipa_ext_plugins.energy.rapl import RaplSource
 
 from ipa_ext.testing.powercap import server_tree
 

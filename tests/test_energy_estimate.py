@@ -10,7 +10,7 @@ import pytest
 from ipa_ext.energy import EnergySourceError, Status
 from ipa_ext.energy.cputime import CLK_TCK, CommandCpu, cgroup_cpu_s, process_tree_cpu_s, system_cpu
 from ipa_ext.errors import InputError
-from ipa_ext_plugins.estimate import DEFAULT_TDP_PER_CPU_W, EstimateSource, lookup_tdp
+from ipa_ext_plugins.energy.estimate import DEFAULT_TDP_PER_CPU_W, EstimateSource, lookup_tdp
 
 BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
 

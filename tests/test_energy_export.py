@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ipa_ext.energy.attribution import attribute
 from ipa_ext.energy.export import EnergyMetrics
 from ipa_ext.energy.meter import Meter
-from ipa_ext_plugins.rapl import RaplSource
+from ipa_ext_plugins.energy.rapl import RaplSource
 
 from ipa_ext.testing.powercap import server_tree
 

@@ -11,8 +11,8 @@ import pytest
 from ipa_ext.energy import Domain, EnergySource, ProbeResult, Reading, Status
 from ipa_ext.energy.meter import IntervalSampler, Meter, WindowError, combine
 from ipa_ext.errors import ConfigError
-from ipa_ext_plugins.estimate import EstimateSource
-from ipa_ext_plugins.rapl import RaplSource
+from ipa_ext_plugins.energy.estimate import EstimateSource
+from ipa_ext_plugins.energy.rapl import RaplSource
 
 from ipa_ext.testing.powercap import server_tree
 

@@ -12,7 +12,7 @@ import pytest
 
 from ipa_ext.energy import EnergySourceError, Status
 from ipa_ext.energy.meter import Meter
-from ipa_ext_plugins.nvml import NvmlSource
+from ipa_ext_plugins.energy.nvml import NvmlSource
 
 sys.path.insert(0, str(Path(__file__).parent / "fake_nvml"))
 import fake_pynvml as fake  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 from ipa_ext.energy import EnergySourceError, Status
 from ipa_ext.energy.meter import Meter
 from ipa_ext.energy.perfstat import parse_csv_line, parse_human_line, parse_line
-from ipa_ext_plugins.perf import PerfSource, pmu_events
+from ipa_ext_plugins.energy.perf import PerfSource, pmu_events
 
 from hostfacts import PerfHost, perf_host
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from ipa_ext.energy import Status
-from ipa_ext.energy.meter import Meter
 from ipa_ext.energy.hostinfo import is_virtual_machine
-from ipa_ext_plugins.rapl import RaplSource
+from ipa_ext.energy.meter import Meter
+from ipa_ext_plugins.energy.rapl import RaplSource
 
 from ipa_ext.testing.powercap import RANGE_UJ, FakePowercap, server_tree
 
@@ -216,7 +216,7 @@ def test_eacces_gives_the_cve_2020_8694_hint(tmp_path):
     """
     server_tree(tmp_path, sockets=1, psys=False)
     code = (
-        "import json, sys; from ipa_ext_plugins.rapl import RaplSource;"
+        "import json, sys; from ipa_ext_plugins.energy.rapl import RaplSource;"
         "r = RaplSource(sys.argv[1]).probe();"
         "print(json.dumps({'status': r.status.value, 'detail': r.detail, 'hint': r.hint}))"
     )

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import ipa_ext.enumeration as enumeration
-from ipa_ext.enumeration import relaxed
-from ipa_ext.selection import ENUMERATION_MIN_K, Selection, k_best
-from ipa_ext.solvers import make_solver
+import ipa_ext.optimize.enumeration as enumeration
+from ipa_ext.optimize.enumeration import relaxed
+from ipa_ext.optimize.selection import ENUMERATION_MIN_K, Selection, k_best
+from ipa_ext.optimize.solvers import make_solver
 
 from test_ilp import SOLVERS
 from test_selection import selections

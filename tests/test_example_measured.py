@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT
 from ipa_ext.cli import main
-from ipa_ext.config import load_config
+from ipa_ext.config.config import load_config
 
 EXAMPLE = ROOT / "examples" / "video-measured"
 

@@ -11,9 +11,9 @@ import json
 import textwrap
 from pathlib import Path
 
-from ipa_ext.config import load_config
+from ipa_ext.config.config import load_config
 from ipa_ext.host import load_plugins
-from ipa_ext.runner import execute, prepare
+from ipa_ext.run.runner import execute, prepare
 
 from conftest import VIDEO, run_cli
 

@@ -93,9 +93,9 @@ def _tiny_throughput_profiles(tmp_path: Path) -> Path:
 
 def test_a_throughput_near_zero_is_never_chosen(tmp_path, capsys):
     """5e-324 rps makes rate/throughput overflow; such a choice needs more replicas than any cap."""
-    from ipa_ext.config import load_config
+    from ipa_ext.config.config import load_config
     from ipa_ext.host import load_plugins
-    from ipa_ext.problem import MAX_SCALING_CAP, replicas_needed
+    from ipa_ext.problem.problem import MAX_SCALING_CAP, replicas_needed
 
     assert replicas_needed(10, 5e-324) == MAX_SCALING_CAP + 1
     prof = _tiny_throughput_profiles(tmp_path)
@@ -321,7 +321,7 @@ def test_usage_errors_quote_values_briefly(capsys):
 
 
 def test_yaml_merge_keys_work_and_own_keys_override():
-    from ipa_ext.yamlio import load_text
+    from ipa_ext.config.yamlsafe import load_text
 
     doc = "base: &b {cpu: 1, batch: 2}\nx: {<<: *b, batch: 4}\n"
     assert load_text(doc)["x"] == {"cpu": 1, "batch": 4}

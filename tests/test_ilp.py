@@ -14,7 +14,7 @@ from hypothesis import event, given, settings, strategies as st
 
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import StageConfig
-from ipa_ext.solvers import available_solvers
+from ipa_ext.optimize.solvers import available_solvers
 
 from helpers import initial_of, make_pipeline, make_problem, pipelines
 from ipa_reference import ipa_states
@@ -31,19 +31,19 @@ assert SOLVERS, "no MILP solver available: PuLP's CBC should always be there"
 
 
 def brute(problem, rate, k=1, current=None):
-    from ipa_ext_plugins.brute_force import BruteForceOptimizer
+    from ipa_ext_plugins.optimizers.brute_force import BruteForceOptimizer
 
     return BruteForceOptimizer().optimize(problem, rate, current, k)
 
 
 def ilp(solver, **options):
-    from ipa_ext_plugins.ilp import IlpOptimizer
+    from ipa_ext_plugins.optimizers.ilp import IlpOptimizer
 
     return IlpOptimizer(solver=solver, **options)
 
 
 def energy_ilp(solver, **options):
-    from ipa_ext_plugins.energy_ilp import EnergyIlpOptimizer
+    from ipa_ext_plugins.optimizers.energy_ilp import EnergyIlpOptimizer
 
     return EnergyIlpOptimizer(solver=solver, **options)
 

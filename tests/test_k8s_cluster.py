@@ -23,7 +23,7 @@ from prom_server import closed_port_url  # noqa: E402
 from ipa_ext.errors import ConfigError, TransientError  # noqa: E402
 from ipa_ext.k8s import PipelineCluster, parse_settings  # noqa: E402
 from ipa_ext.k8s.cluster import KubeCredentialsError, KubePermissionError, KubeUnavailable  # noqa: E402
-from ipa_ext.k8s.workloads import JSON_MERGE, STRATEGIC_MERGE  # noqa: E402
+from ipa_ext.k8s.deployments import JSON_MERGE, STRATEGIC_MERGE  # noqa: E402
 from ipa_ext.model import StageConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,8 +415,8 @@ def test_the_example_pipeline_carries_the_env_vars_the_adapter_changes():
 
 
 def test_the_adapter_manifest_uses_the_role_and_its_config_fits_the_example_pipeline(kube, tmp_path):
-    from ipa_ext.config import config_from_mapping
-    from ipa_ext.prometheus import parse_prometheus_settings
+    from ipa_ext.config.config import config_from_mapping
+    from ipa_ext.monitoring.prometheus import parse_prometheus_settings
 
     docs = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "deploy" / "adapter.yaml").read_text()) if d}
     sa = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d and d["kind"] == "ServiceAccount")
@@ -436,7 +436,7 @@ def test_the_adapter_manifest_uses_the_role_and_its_config_fits_the_example_pipe
         assert sc.variant in stage.variant_names
     # every section the adapter reads is valid for ipa-ext adapt --backend kubernetes
     from ipa_ext.host import load_plugins
-    from ipa_ext.runner import prepare
+    from ipa_ext.run.runner import prepare
 
     prepared = prepare(config, load_plugins(), backend="kubernetes")
     assert prepared.settings.interval_s == 10 and prepared.predictor_desc["name"] == "moving-window-max"

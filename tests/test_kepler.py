@@ -20,8 +20,8 @@ from prom_server import Counter, Exporter, PrometheusServer, closed_port_url  # 
 from ipa_ext.energy.source import Status  # noqa: E402
 from ipa_ext.k8s import PipelineCluster, parse_settings  # noqa: E402
 from ipa_ext.k8s.values import parse_selector  # noqa: E402
-from ipa_ext.prometheus import PrometheusAPI  # noqa: E402
-from ipa_ext_plugins.kepler import KeplerSource  # noqa: E402
+from ipa_ext.monitoring.prometheus import PrometheusAPI  # noqa: E402
+from ipa_ext_plugins.energy.kepler import KeplerSource  # noqa: E402
 
 # pod name -> (uid, labels, package watts)
 PODS = {

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from ipa_ext.metrics import AdapterMetrics
+from ipa_ext.adapt.metrics import AdapterMetrics
 from ipa_ext.model import StageConfig
 
 

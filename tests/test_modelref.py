@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ipa_ext.cli import main
+from ipa_ext.config.pipeline_files import load_pipeline
 from ipa_ext.errors import ProfileError
-from ipa_ext.profiles import load_pipeline
 
 PIPELINE = """\
 name: tiny
@@ -106,7 +106,7 @@ def test_validate_prints_one_line_for_an_unknown_zoo_name(tmp_path, capsys):
 
 
 def test_an_inline_pipeline_resolves_model_files_against_the_config(tmp_path):
-    from ipa_ext.config import load_config
+    from ipa_ext.config.config import load_config
 
     body = textwrap.indent(PIPELINE, "  ")
     (tmp_path / "profiles.csv").write_text(PROFILES)

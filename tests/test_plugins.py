@@ -17,7 +17,7 @@ except ImportError:  # Python 3.10
 import pytest
 
 from ipa_ext.errors import PluginError, UnknownNameError
-from ipa_ext.host import BUILTIN_PLUGINS, load_plugins
+from ipa_ext.host import load_plugins
 
 from conftest import ROOT, assert_one_line_error, run_cli
 
@@ -41,20 +41,40 @@ def plugin_file(tmp_path: Path, name: str, body: str) -> str:
     return str(p)
 
 
+def declared_builtins() -> dict[str, str]:
+    """pyproject's entry-point table: the one list of built-in plugins."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["ipa_ext"]
+
+
 def test_builtins_load_through_entry_points(host):
     recs = {r.name: r for r in host.records}
-    for name, module in BUILTIN_PLUGINS:
+    declared = declared_builtins()
+    for name, module in declared.items():
         assert recs[name].status == "loaded", recs[name].error
         assert recs[name].origin == "builtin"
         assert recs[name].module == module
+    builtin = [r.name for r in host.records if r.origin == "builtin"]
+    assert builtin == sorted(declared)  # name order, before any other plugin
+    assert host.records[: len(builtin)] == [recs[n] for n in builtin]
     assert "brute-force" in host.registry.names("optimizer")
     assert host.registry.names("objective")[:5] == ["accuracy", "cost", "batch", "energy", "carbon"]
 
 
-def test_builtin_table_matches_pyproject_entry_points():
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    declared = data["project"]["entry-points"]["ipa_ext"]
-    assert declared == dict(BUILTIN_PLUGINS)
+def test_host_source_does_not_repeat_the_builtin_list():
+    text = (ROOT / "ipa_ext" / "host.py").read_text()
+    assert [m for m in declared_builtins().values() if m in text] == []
+
+
+def test_entry_points_off_loads_no_builtins_until_added(tmp_path):
+    f = plugin_file(tmp_path, "mine", GOOD.replace("{tag}", "z"))
+    host = load_plugins([f], entry_points=False)
+    assert [r.name for r in host.records] == ["mine"]
+    assert host.registry.names("optimizer") == ["noop-z"]
+    import importlib
+
+    rec = host.add_plugin(importlib.import_module(declared_builtins()["brute_force"]), "brute_force")
+    assert rec.status == "loaded" and rec.registered == {"optimizer": ["brute-force"]}
+    assert host.registry.names("optimizer") == ["noop-z", "brute-force"]
 
 
 def test_config_modules_load_after_builtins(tmp_path):
@@ -98,7 +118,7 @@ def test_hook_that_raises_registers_nothing(tmp_path):
 def test_duplicate_names_are_rejected_naming_both_plugins(tmp_path):
     dup = plugin_file(tmp_path, "dupe", """
         from ipa_ext import hookimpl
-        from ipa_ext_plugins.brute_force import BruteForceOptimizer
+        from ipa_ext_plugins.optimizers.brute_force import BruteForceOptimizer
 
         @hookimpl
         def register_optimizers(register):
@@ -142,7 +162,7 @@ def test_disabled_plugins_are_not_imported(tmp_path):
     assert not marker.exists()
     # built-in entry points too, checked in a fresh interpreter
     code = ("import sys; from ipa_ext.host import load_plugins; h = load_plugins(disabled=['brute_force']);"
-            "print(h.record('brute_force').status, 'ipa_ext_plugins.brute_force' in sys.modules)")
+            "print(h.record('brute_force').status, 'ipa_ext_plugins.optimizers.brute_force' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["disabled", "False"]
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 from hypothesis import event, given, settings, strategies as st
 
-from ipa_ext.adapter import least_change
+from ipa_ext.adapt.adapter import least_change
 from ipa_ext.model import StageConfig, changes
-from ipa_ext.pool import CandidatePool
+from ipa_ext.optimize.pool import CandidatePool
 from ipa_ext.problem import Problem
 
 from helpers import initial_of, pipelines

@@ -7,7 +7,8 @@ import pytest
 
 from ipa_ext.errors import ConfigError, InputError
 from ipa_ext.forecasting import lstm, weights
-from ipa_ext.predictors import ALIASES, Forecaster
+from ipa_ext.adapt.forecast import Forecaster
+from ipa_ext.predictors import ALIASES
 
 
 def test_lstm_and_ar_are_registered_and_arima_maps_to_ar(host):

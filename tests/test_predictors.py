@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipa_ext.predictors import Forecaster, bucket_max
+from ipa_ext.adapt.forecast import Forecaster, bucket_max
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_empty_history_predicts_zero(preds):
 
 @given(st.lists(st.integers(0, 500), min_size=1, max_size=300), st.integers(1, 20))
 def test_predictions_lie_within_the_buckets(values, window):
-    from ipa_ext_plugins.predictors import (
+    from ipa_ext_plugins.predictors.builtin import (
         MaxPredictor, MeanPredictor, MovingWindowMaxPredictor, ReactivePredictor,
     )
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ipa_ext.config.pipeline_files import load_pipeline
 from ipa_ext.errors import InputError
 from ipa_ext.profiler.checks import monotonicity
 from ipa_ext.profiler.device import providers_for
@@ -19,7 +20,6 @@ from ipa_ext.profiler.grid import core_sets, parse_int_list, select
 from ipa_ext.profiler.machine import _physical_cores, describe_machine
 from ipa_ext.profiler.stats import cv, percentile, summarize
 from ipa_ext.profiler.writer import Header
-from ipa_ext.profiles import load_pipeline
 
 sys.path.insert(0, str(Path(__file__).parent / "fake_nvml"))
 import fake_pynvml as fake  # noqa: E402

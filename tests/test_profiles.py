@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ipa_ext.config.pipeline_files import load_pipeline
 from ipa_ext.errors import ProfileError
-from ipa_ext.profiles import load_pipeline
 
 PIPELINE = """\
 name: tiny

@@ -20,7 +20,7 @@ import pytest
 from prom_server import Counter, Exporter, PrometheusServer, closed_port_url
 
 from ipa_ext.errors import ConfigError, TransientError
-from ipa_ext.prometheus import (DEFAULT_RATE_QUERY, PrometheusAPI, PrometheusUnavailable, PromQLError,
+from ipa_ext.monitoring.prometheus import (DEFAULT_RATE_QUERY, PrometheusAPI, PrometheusUnavailable, PromQLError,
                                 RateReader)
 
 ROUTER = {"container": "router", "namespace": "default"}
@@ -171,7 +171,7 @@ def test_settings_build_a_reader_with_a_bearer_token(tmp_path):
     thread.start()
     try:
         (tmp_path / "token").write_text("s3cret\n")
-        from ipa_ext.prometheus import parse_prometheus_settings
+        from ipa_ext.monitoring.prometheus import parse_prometheus_settings
 
         s = parse_prometheus_settings({"url": f"http://127.0.0.1:{server.server_port}/", "step_s": 2,
                                        "bearer_token_file": "token", "rate_query": "sum(x)"},
@@ -196,7 +196,7 @@ def test_settings_build_a_reader_with_a_bearer_token(tmp_path):
     ({"url": "http://p:9090", "timeout_s": "5s"}, "prometheus.timeout_s", "expected a number, got '5s'"),
 ])
 def test_bad_prometheus_settings_name_the_field(tmp_path, section, where, needle):
-    from ipa_ext.prometheus import parse_prometheus_settings
+    from ipa_ext.monitoring.prometheus import parse_prometheus_settings
 
     with pytest.raises(ConfigError) as info:
         parse_prometheus_settings(section, path=tmp_path / "c.yaml")

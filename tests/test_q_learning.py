@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from ipa_ext.errors import ConfigError, InputError
 from ipa_ext.model import StageConfig
-from ipa_ext_plugins.brute_force import BruteForceOptimizer
-from ipa_ext_plugins.q_learning import (
+from ipa_ext_plugins.optimizers.brute_force import BruteForceOptimizer
+from ipa_ext_plugins.optimizers.q_learning import (
     FILE_VERSION,
     STAY,
     EpisodeLog,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ipa_ext.errors import ConfigError, SolverError
-from ipa_ext.selection import Selection, dominance_keep, k_best
-from ipa_ext.solvers import SOLVER_ENV, available_solvers, choose_solver, highs_available, make_solver
+from ipa_ext.optimize.selection import Selection, dominance_keep, k_best
+from ipa_ext.optimize.solvers import SOLVER_ENV, available_solvers, choose_solver, highs_available, make_solver
 
 from test_ilp import SOLVERS
 
@@ -161,7 +161,7 @@ def test_tox_factor_solver_is_available():
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_a_product_model_is_never_called_infeasible_when_the_constraints_are_feasible(solver):
     """The guard run when a model with the product term comes back infeasible."""
-    from ipa_ext.selection import _check_infeasible_without_product
+    from ipa_ext.optimize.selection import _check_infeasible_without_product
 
     feasible = Selection([[1.0, 2.0]], [[0.5, 0.7]], 1.0, factors=[[0.5, 1.0]], factor_weight=2.0)
     with pytest.raises(SolverError, match="numerical trouble"):

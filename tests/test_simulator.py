@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from helpers import make_pipeline, make_problem
 from ipa_ext.model import StageConfig
-from ipa_ext.simulator import PipelineSimulator
+from ipa_ext.simulate.simulator import PipelineSimulator
 
 # One stage, one variant (80 %): batch 1 takes 0.1 s, one replica serves 10 rps,
 # an idle replica draws 2 W and each request costs 0.5 J on top.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipa_ext.textsplit import split_top_level
+from ipa_ext.config.lists import split_top_level
 
 
 @pytest.mark.parametrize("text,kw,parts", [

@@ -101,7 +101,7 @@ def test_optimize_returns_ipas_result_frame(fake, video_problem, rate):
         assert col in frame.columns
     assert "power_w" not in frame.columns   # IPA's profiles carry no power
     ref = video_problem  # same pipeline and settings, loaded from the example config
-    from ipa_ext_plugins.brute_force import BruteForceOptimizer
+    from ipa_ext_plugins.optimizers.brute_force import BruteForceOptimizer
 
     best = BruteForceOptimizer().optimize(ref, rate, None, 2)
     assert frame["objective"].tolist() == pytest.approx([c.objective for c in best.candidates])

@@ -15,8 +15,8 @@ import sys
 from typing import NoReturn, Sequence
 
 from .. import __version__
+from ..config.show import QUOTE_LIMIT
 from ..errors import IpaExtError
-from ..show import QUOTE_LIMIT
 from . import (adapt_cmd, bench_cmd, energy_cmd, models_cmd, optimize_cmd, pareto_cmd, plugins_cmd, simulate_cmd,
                validate_cmd)
 from . import predictor_cmd, profile_cmd
@@ -97,7 +97,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BUG
-
-
-def run() -> None:  # pragma: no cover - console-script shim
-    sys.exit(main())

@@ -1,6 +1,8 @@
-"""``ipa-ext adapt CONFIG --backend kubernetes``: the adaptation loop on a live backend.
+"""``ipa-ext adapt CONFIG --backend kubernetes|local``: the adaptation loop on a live backend.
 
-The same loop as ``simulate`` (:mod:`ipa_ext.runner`), in real time, until SIGINT or
+The local backend also replays a workload (``--workload``, ``--rate-scale``; docs/local.md).
+
+The same loop as ``simulate`` (:mod:`ipa_ext.run.runner`), in real time, until SIGINT or
 SIGTERM (or ``--duration``). Each interval appends a line to ``adaptation.jsonl``; the
 adapter's metrics and the energy collector are served on ``--metrics-port``. Transient
 faults are one ``ipa-ext: warning:`` line each and the loop goes on; configuration errors
@@ -18,19 +20,23 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import load_config
+from ..adapt.adapter import RunResult
+from ..adapt.metrics import AdapterMetrics
+from ..backends import Backend
+from ..config.config import Config, load_config
+from ..config.show import shown
 from ..energy.export import EnergyMetrics
 from ..errors import ConfigError
-from ..metrics import AdapterMetrics
-from ..reports import write_json
-from ..runner import execute, prepare, run_summary
-from ..show import shown
+from ..host import PluginHost
+from ..report.summary import write_json
+from ..run.runner import Prepared, execute, prepare, run_summary
+from ..workloads import Workload, parse_window, resolve
 from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import LOG_NAME, SUMMARY_NAME, default_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("adapt", help="run the adaptation loop on a live backend (kubernetes)")
+    p = sub.add_parser("adapt", help="run the adaptation loop on a live backend (kubernetes, local)")
     p.add_argument("config", help="ipa-ext config YAML")
     p.add_argument("--backend", help="live backend (default: the config's backend), e.g. kubernetes")
     p.add_argument("--dry-run", action="store_true",
@@ -41,6 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", help="exact optimizer the baseline policies delegate to")
     p.add_argument("--out", help="output folder (default runs/adapt-<time>)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until stopped)")
+    p.add_argument("--workload", help="local backend: synthetic pattern, IPA window name, or trace path to "
+                                      "replay (default: the config's)")
+    p.add_argument("--trace", help="local backend: Twitter-format trace file for IPA's named windows")
+    p.add_argument("--window", help="local backend: START-END seconds of a trace (end exclusive, as IPA)")
+    p.add_argument("--damping", type=int, help="local backend: IPA's damping_factor for a trace window")
+    p.add_argument("--rate-scale", type=float,
+                   help="local backend: multiply the workload's request rates (e.g. 0.1 on a small machine)")
     p.add_argument("--quiet", action="store_true", help="no line per interval (warnings still show)")
     p.add_argument("-v", "--verbose", action="store_true", help="also log retries and other details")
     p.set_defaults(func=run)
@@ -88,6 +101,28 @@ def step_line(record: Mapping[str, Any], stages: tuple[str, ...]) -> str:
     return "; ".join(parts)
 
 
+def _workload(args: argparse.Namespace, config: Any, factory: Any) -> tuple[Workload | None, dict[str, Any]]:
+    """The workload a backend that replays one needs (the local backend), and its load options."""
+    flags = {"--workload": args.workload, "--trace": args.trace, "--window": args.window,
+             "--damping": args.damping, "--rate-scale": args.rate_scale}
+    if not getattr(factory, "needs_workload", False):
+        given = [k for k, v in flags.items() if v is not None]
+        if given:
+            raise ConfigError(f"{given[0]} applies to a backend that replays a workload (local)", where=given[0])
+        return None, {}
+    if args.rate_scale is not None and not args.rate_scale > 0:
+        raise ConfigError(f"--rate-scale must be > 0, got {args.rate_scale:g}", where="--rate-scale")
+    window = parse_window(args.window) if args.window else None
+    workload = resolve(args.workload, config.section("workload"), config.base_dir, config.path, window_s=window,
+                       damping_factor=args.damping, trace=args.trace)
+    options: dict[str, Any] = {}
+    if args.rate_scale is not None:
+        options["rate_scale"] = args.rate_scale
+    if args.duration is not None:
+        options["duration_s"] = args.duration
+    return workload, options
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host = load_host(args, config)
@@ -96,28 +131,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--duration must be > 0, got {args.duration:g}")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise ConfigError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
-    name = args.backend or config.backend.name
-    reg = host.registry.get("backend", name, path=None if args.backend else config.path,
-                            where="--backend" if args.backend else config.backend.where or "backend")
-    if not getattr(reg.factory, "live", False):
-        raise ConfigError(f"backend {shown(name)} is not live; ipa-ext adapt drives a live backend such as "
-                          "kubernetes (ipa-ext simulate runs the simulation)",
-                          path=None if args.backend else config.path,
-                          where="--backend" if args.backend else "backend")
-    options = {"dry_run": True} if args.dry_run else {}
+    factory = _check_live(args, config, host)
+    workload, options = _workload(args, config, factory)
+    if args.dry_run:
+        options["dry_run"] = True
     prepared = prepare(config, host, optimizer=args.optimizer, base=args.base, backend=args.backend,
                        backend_options=options)
     stages = tuple(prepared.problem.pipeline.stage_names)
     metrics = AdapterMetrics(stages)
     energy = EnergyMetrics()
     metrics.add_collector(energy)
-    server = None
-    if args.metrics_port is not None:
-        try:
-            server = metrics.serve(args.metrics_port, args.metrics_bind)
-        except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {args.metrics_bind}:{args.metrics_port}: "
-                              f"{exc.strerror or exc}", where="--metrics-port") from None
+    server = _serve(metrics, args)
     out = Path(args.out) if args.out else default_out("adapt")
     output_dir(out)
     handler = _logging(args.verbose)
@@ -126,12 +150,7 @@ def run(args: argparse.Namespace) -> int:
     def on_record(record: Mapping[str, Any]) -> None:
         metrics.record_step(record, energy)
         if args.dry_run:
-            for st in ((record.get("backend") or {}).get("apply") or {}).get("stages") or []:
-                if st.get("patch") is not None:
-                    sys.stdout.write(json.dumps({"step": record["step"], "stage": st["stage"],
-                                                 "target": st["target"], "patch_type": st["patch_type"],
-                                                 "patch": st["patch"]}, sort_keys=True) + "\n")
-            sys.stdout.flush()
+            _print_patches(record)
         if not args.quiet:
             print(f"ipa-ext: {step_line(record, stages)}", file=sys.stderr, flush=True)
 
@@ -146,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             timer.start()
 
     try:
-        result, backend, _ = execute(prepared, None, log_path=out / LOG_NAME, on_record=on_record,
+        result, backend, _ = execute(prepared, workload, log_path=out / LOG_NAME, on_record=on_record,
                                      on_fault=on_fault, adapter_hook=hook)
     finally:
         if timer is not None:
@@ -154,8 +173,51 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.close()
         logging.getLogger("ipa_ext").removeHandler(handler)
-    summary = run_summary(prepared, result, backend, None)
+    return _finish(args, prepared, result, backend, workload, out)
+
+
+def _check_live(args: argparse.Namespace, config: Config, host: PluginHost) -> Any:
+    """The backend (``--backend`` or the config's) must be live: adapt runs in real time; its factory."""
+    name = args.backend or config.backend.name
+    reg = host.registry.get("backend", name, path=None if args.backend else config.path,
+                            where="--backend" if args.backend else config.backend.where or "backend")
+    if not getattr(reg.factory, "live", False):
+        raise ConfigError(f"backend {shown(name)} is not live; ipa-ext adapt drives a live backend such as "
+                          "kubernetes (ipa-ext simulate runs the simulation)",
+                          path=None if args.backend else config.path,
+                          where="--backend" if args.backend else "backend")
+    return reg.factory
+
+
+def _serve(metrics: AdapterMetrics, args: argparse.Namespace) -> Any:
+    """The metrics server on ``--metrics-port`` (None without one)."""
+    if args.metrics_port is None:
+        return None
+    try:
+        return metrics.serve(args.metrics_port, args.metrics_bind)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on {args.metrics_bind}:{args.metrics_port}: "
+                          f"{exc.strerror or exc}", where="--metrics-port") from None
+
+
+def _print_patches(record: Mapping[str, Any]) -> None:
+    """``--dry-run``: the patches a step would apply, one JSON line each on stdout."""
+    for st in ((record.get("backend") or {}).get("apply") or {}).get("stages") or []:
+        if st.get("patch") is not None:
+            sys.stdout.write(json.dumps({"step": record["step"], "stage": st["stage"],
+                                         "target": st["target"], "patch_type": st["patch_type"],
+                                         "patch": st["patch"]}, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def _finish(args: argparse.Namespace, prepared: Prepared, result: RunResult, backend: Backend,
+            workload: Workload | None, out: Path) -> int:
+    """Write the run's summary; the exit code (128+N after signal N)."""
+    summary = run_summary(prepared, result, backend, workload)
     summary["faults"] = result.faults
+    report = getattr(backend, "run_report", None)
+    if callable(report):
+        summary["backend_report"] = report()
     summary["dry_run"] = bool(args.dry_run)
     summary["files"] = {"log": str(out / LOG_NAME), "summary": str(out / SUMMARY_NAME)}
     write_json(out / SUMMARY_NAME, summary)

@@ -8,10 +8,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ..bench import plot, run_grid, write_results
-from ..config import load_config
+from ..config.config import load_config
+from ..config.show import shown
 from ..errors import ConfigError
-from ..show import shown
+from ..run.compare import plot, run_grid, write_results
 from ..workloads import parse_window, resolve
 from .common import load_host, output_dir, warn_failures
 from .simulate_cmd import add_workload_args, default_out

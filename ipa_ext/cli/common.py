@@ -7,9 +7,9 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from ..config import Config, load_config
+from ..config.config import Config, load_config
 from ..errors import PluginError
 from ..host import PluginHost, load_plugins
 
@@ -57,20 +57,6 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain, aligned text table."""
-    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def resolve_rate(args: argparse.Namespace, config: Config) -> float:
     """``--rate`` or the config's ``rate_rps``; one-line errors when missing or negative."""
     from ..errors import ConfigError
@@ -87,10 +73,10 @@ def resolve_rate(args: argparse.Namespace, config: Config) -> float:
 
 def check_finite(flag: str, value: float | None, *, positive: bool = False) -> None:
     """A float option, when given, is a finite number of magnitude at most
-    :data:`~ipa_ext.numeric.MODEL_LIMIT` (and > 0 with ``positive``)."""
+    :data:`~ipa_ext.config.numeric.MODEL_LIMIT` (and > 0 with ``positive``)."""
     from ..errors import ConfigError
 
-    from ..numeric import MODEL_LIMIT
+    from ..config.numeric import MODEL_LIMIT
 
     if value is None:
         return

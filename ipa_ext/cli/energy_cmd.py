@@ -20,17 +20,19 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from ..config import load_config
-from ..energy.logs import load_log, log_rows, write_interval_csv
+from ..config.config import load_config
+from ..config.show import clip, shown
+from ..config.yamlsafe import parse_value
 from ..energy.command import CommandEnergy, format_command, measure_command, tree_label
+from ..energy.logs import load_log, log_rows, write_interval_csv
 from ..energy.meter import IntervalSampler, Measurement, Meter
 from ..energy.report import format_report, plot_power, summarise
-from ..energy.select import choose, create
+from ..energy.select import choose, create, probe_order
 from ..energy.source import WHOLE_SYSTEM, Status, root_domains
 from ..errors import ConfigError, IpaExtError
-from ..show import clip, shown
-from ..yamlio import parse_value
-from .common import load_host, print_json, table, warn_failures
+from ..report.tables import table
+from ..units import MS_PER_S
+from .common import load_host, print_json, warn_failures
 
 
 class CommandError(IpaExtError):
@@ -125,7 +127,7 @@ def run_probe(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
     host = load_host(args, config)
     warn_failures(host)
-    names = list(args.source) or host.registry.names("energy source")
+    names = list(args.source) or probe_order(host)
     options = _parse_options(args, names) if args.source_option else {}
     given = {n: "--source-option" for n in options}  # where options the user gave come from
     if config is not None:
@@ -272,7 +274,7 @@ def run_measure(args: argparse.Namespace) -> int:
     meter = Meter(choice.sources)
     interval_ms = args.interval or (1000 if args.csv else None)
     try:
-        run = measure_command(meter, cmd, interval_ms / 1000.0 if interval_ms else None,
+        run = measure_command(meter, cmd, interval_ms / MS_PER_S if interval_ms else None,
                               process_tree=not args.whole_system)
     except FileNotFoundError:
         raise CommandError(f"cannot run {cmd[0]!r}: command not found", 127) from None
@@ -344,7 +346,7 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     web = threading.Thread(target=httpd.serve_forever, name="ipa-ext-metrics", daemon=True)
     web.start()
-    sampler = IntervalSampler(meter, args.interval / 1000.0, on_interval=metrics.observe).start()
+    sampler = IntervalSampler(meter, args.interval / MS_PER_S, on_interval=metrics.observe).start()
     srcs = ", ".join(s.name for s in choice.sources)
     print(f"serving http://{args.bind}:{httpd.server_port}/metrics (sources: {srcs}; every {args.interval} ms)",
           flush=True)

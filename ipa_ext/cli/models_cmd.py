@@ -7,7 +7,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .common import print_json, table
+from ..report.tables import table
+from .common import print_json
 
 if TYPE_CHECKING:
     from ..inference.zoo import ModelOptions

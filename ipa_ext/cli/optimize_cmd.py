@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import load_config, parse_policy
+from ..config.config import load_config, parse_policy
+from ..config.show import shown
 from ..errors import ConfigError
 from ..optimizers import Decision
-from ..problem import Evaluation, Problem
-from ..reports import accuracy_term_note
-from ..show import shown
-from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
+from ..problem.problem import Evaluation, Problem
+from ..report.summary import accuracy_term_note
+from ..report.tables import table
+from ..units import MS_PER_S
+from .common import check_finite, load_host, print_json, resolve_rate, warn_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +43,8 @@ SHOW = 10
 
 
 def decision_dict(problem: Problem, decision: Decision, show: int = 0) -> dict[str, Any]:
-    """The JSON shape of a decision (also used by other commands)."""
+    """``ipa-ext optimize --json``: the decision, its best candidate's fields at the top level,
+    and the first ``show`` candidates (all of them when ``show`` is 0) with the pool's size."""
     out: dict[str, Any] = {
         "pipeline": problem.pipeline.name,
         "optimizer": decision.optimizer,
@@ -55,8 +58,8 @@ def decision_dict(problem: Problem, decision: Decision, show: int = 0) -> dict[s
     }
     if decision.best is not None:
         out.update(evaluation_dict(problem, decision.best))
-        shown = decision.candidates if show <= 0 else decision.candidates[:show]
-        out["candidates"] = [evaluation_dict(problem, c) for c in shown]
+        listed = decision.candidates if show <= 0 else decision.candidates[:show]
+        out["candidates"] = [evaluation_dict(problem, c) for c in listed]
         out["candidate_count"] = len(decision.candidates)
     else:
         out["objective"] = None
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 def _print(problem: Problem, decision: Decision, show: int = SHOW) -> None:
     print(
         f"pipeline {problem.pipeline.name}  rate {decision.rate_rps:g} rps  optimizer "
-        f"{decision.optimizer}  decided in {decision.decision_time_s * 1e3:.1f} ms"
+        f"{decision.optimizer}  decided in {decision.decision_time_s * MS_PER_S:.1f} ms"
     )
     for note in decision.info.get("notes", ()):
         print(f"note: {note}")

@@ -14,13 +14,18 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import load_config
+from ..config.config import Config, load_config
+from ..config.show import shown
 from ..errors import ConfigError, InputError
-from ..reports import accuracy_term_note
-from ..show import shown
-from .common import check_finite, load_host, print_json, resolve_rate, table, warn_failures
+from ..host import PluginHost, known_options
+from ..optimizers import Optimizer
+from ..report.summary import accuracy_term_note
+from ..report.tables import table
+from .common import check_finite, load_host, print_json, resolve_rate, warn_failures
 
 DEFAULT_DELTAS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+DEFAULT_SWEEP_OPTIMIZER = "energy-ilp"
+"""``--optimizer``'s documented default: the exact optimizer with the power term."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, help="override the accuracy weight")
     p.add_argument("--beta", type=float, help="override the cores weight")
     p.add_argument("--gamma", type=float, help="override the batch weight")
-    p.add_argument("--optimizer", default="energy-ilp", help="optimizer that honours delta (default energy-ilp)")
+    p.add_argument("--optimizer", default=DEFAULT_SWEEP_OPTIMIZER,
+                   help=f"optimizer that honours delta (default {DEFAULT_SWEEP_OPTIMIZER})")
     p.add_argument("--out", type=Path, default=Path("."), help="directory for the CSV and JSON (default: .)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=run)
@@ -74,45 +80,17 @@ def run(args: argparse.Namespace) -> int:
             "the profiles have no power fields (power_w or energy_j_per_request); nothing to trade",
             path=config.path, where="profiles",
         )
-    if args.optimizer == "ilp":
-        raise ConfigError("ilp ignores delta; sweep with energy-ilp (the default) or brute-force", where="--optimizer")
-    options: dict[str, Any] = {}
-    if config.optimizer.name in ("ilp", "energy-ilp") and args.optimizer in ("ilp", "energy-ilp"):
-        options = {k: v for k, v in config.optimizer.options.items() if k != "delta"}
-    optimizer = host.registry.create("optimizer", args.optimizer, options, where="--optimizer")
+    optimizer = sweep_optimizer(host, config, args.optimizer)
     base_weights = dict(config.settings.weights)
     for key in ("alpha", "beta", "gamma"):
         check_finite(f"--{key}", getattr(args, key))
         if getattr(args, key) is not None:
             base_weights[key] = getattr(args, key)
-
-    rows: list[dict[str, Any]] = []
-    for delta in deltas:
-        problem = config.build_problem(host, weights={**base_weights, "delta": delta})
-        decision = optimizer.optimize(problem, rate, config.settings.initial, 1)
-        row: dict[str, Any] = {"delta": delta, "feasible": decision.feasible}
-        best = decision.best
-        if best is None:
-            row.update(reason=decision.reason)
-        else:
-            row.update(
-                accuracy=best.terms["accuracy"],
-                power_w=best.terms["energy"],
-                cores=best.terms["cost"],
-                batch=best.terms["batch"],
-                objective=best.objective,
-                latency_s=best.latency_s,
-                configuration=" | ".join(
-                    f"{o.variant} cpu{o.cpu:g} b{o.batch} x{o.replicas}" for o in best.options
-                ),
-                decision_time_s=decision.decision_time_s,
-            )
-        rows.append(row)
+    rows = [sweep_point(config, host, optimizer, rate, {**base_weights, "delta": d}) for d in deltas]
     feasible = [r for r in rows if r["feasible"]]
     flags = frontier([(r["accuracy"], r["power_w"]) for r in feasible])
     for r, on in zip(feasible, flags):
         r["on_frontier"] = on
-
     result = {
         "pipeline": config.pipeline.name,
         "rate_rps": rate,
@@ -126,6 +104,53 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
+    _print(config, args.optimizer, rate, rows)
+    distinct = {(r["accuracy"], r["power_w"]) for r, on in zip(feasible, flags) if on}
+    print(f"{len(distinct)} distinct frontier point(s); wrote {csv_path} and {json_path}")
+    return 0
+
+
+def sweep_optimizer(host: PluginHost, config: Config, name: str) -> Optimizer:
+    """The optimizer to sweep with. One that declares it ignores delta is refused; it gets the
+    config optimizer's options (but delta) when it takes every option that one takes, so they
+    mean the same there (``ilp``'s solver options for ``energy-ilp``, say)."""
+    factory = host.registry.get("optimizer", name, where="--optimizer").factory
+    if "delta" in getattr(factory, "ignored_weights", ()):
+        raise ConfigError(f"{name} ignores delta; sweep with {DEFAULT_SWEEP_OPTIMIZER} (the default) "
+                          "or brute-force", where="--optimizer")
+    options: dict[str, Any] = {}
+    if config.optimizer.name in host.registry.names("optimizer"):
+        theirs = known_options(host.registry.get("optimizer", config.optimizer.name).factory)
+        ours = known_options(factory)
+        if theirs is not None and ours is not None and set(theirs) <= set(ours):
+            options = {k: v for k, v in config.optimizer.options.items() if k != "delta"}
+    return host.registry.create("optimizer", name, options, where="--optimizer")
+
+
+def sweep_point(config: Config, host: PluginHost, optimizer: Optimizer, rate: float,
+                weights: dict[str, float]) -> dict[str, Any]:
+    """One delta's row: the best configuration at ``rate`` under ``weights``, or why none is feasible."""
+    problem = config.build_problem(host, weights=weights)
+    decision = optimizer.optimize(problem, rate, config.settings.initial, 1)
+    row: dict[str, Any] = {"delta": weights["delta"], "feasible": decision.feasible}
+    best = decision.best
+    if best is None:
+        row.update(reason=decision.reason)
+        return row
+    row.update(
+        accuracy=best.terms["accuracy"],
+        power_w=best.terms["energy"],
+        cores=best.terms["cost"],
+        batch=best.terms["batch"],
+        objective=best.objective,
+        latency_s=best.latency_s,
+        configuration=" | ".join(f"{o.variant} cpu{o.cpu:g} b{o.batch} x{o.replicas}" for o in best.options),
+        decision_time_s=decision.decision_time_s,
+    )
+    return row
+
+
+def _print(config: Config, optimizer: str, rate: float, rows: list[dict[str, Any]]) -> None:
     headers = ["delta", "accuracy", "power_w", "cores", "objective", "frontier", "configuration"]
     table_rows = []
     for r in rows:
@@ -136,15 +161,12 @@ def run(args: argparse.Namespace) -> int:
             ])
         else:
             table_rows.append([f"{r['delta']:g}", "-", "-", "-", "-", "", r["reason"]])
-    print(f"pipeline {config.pipeline.name}  rate {rate:g} rps  optimizer {args.optimizer}  "
+    print(f"pipeline {config.pipeline.name}  rate {rate:g} rps  optimizer {optimizer}  "
           f"power estimated from profiles")
     print(table(headers, table_rows))
     st = config.settings
     print("accuracy is the objective's accuracy term, "
           + accuracy_term_note(st.normalize_accuracy, st.accuracy_method, len(config.pipeline.stages)))
-    distinct = {(r["accuracy"], r["power_w"]) for r, on in zip(feasible, flags) if on}
-    print(f"{len(distinct)} distinct frontier point(s); wrote {csv_path} and {json_path}")
-    return 0
 
 
 def _write(out: Path, pipeline: str, rate: float, rows: list[dict[str, Any]], result: dict[str, Any]) -> tuple[Path, Path]:

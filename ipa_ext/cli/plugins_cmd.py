@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import load_config
-from .common import load_host, print_json, table
+from ..config.config import load_config
+from ..report.tables import table
+from .common import load_host, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

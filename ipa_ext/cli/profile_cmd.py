@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .common import print_json, table
+from ..report.tables import table
+from ..units import MS_PER_S
+from .common import print_json
 
 if TYPE_CHECKING:
     from ..profiler.sweep import Measured, Progress
@@ -151,7 +153,7 @@ def _report(args: argparse.Namespace, job: Any, progress: Progress) -> int:
     if progress.rows:
         print(table(["stage", "variant", "cpu", "batch", f"p{args.latency_percentile:g}_ms", "p50_ms", "cv",
                      "batches", "rps", "power_w", "J/req", "energy"],
-                    [[r["stage"], r["variant"], r["cpu"], r["batch"], r["latency_s"] * 1e3, r["latency_p50_s"] * 1e3,
+                    [[r["stage"], r["variant"], r["cpu"], r["batch"], r["latency_s"] * MS_PER_S, r["latency_p50_s"] * MS_PER_S,
                       f"{r['latency_cv']:.1%}", r["batches"], r["throughput_rps"], r["power_w"],
                       r["energy_j_per_request"], r["energy_quality"]] for r in (m.row for m in progress.rows)]))
     print(f"wrote {job.out.path}: {progress.done} row(s) measured in {_clock(time.monotonic() - progress.started_s)}"

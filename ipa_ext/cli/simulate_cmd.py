@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config
+from ..config.config import load_config
+from ..config.defaults import DEFAULT_OPTIMIZER
 from ..errors import ConfigError
-from ..reports import summary_table, write_json, write_seconds_csv
-from ..runner import execute, prepare, run_summary
+from ..report.summary import summary_table, write_json, write_seconds_csv
+from ..run.runner import execute, prepare, run_summary
 from ..workloads import parse_window, resolve
 from .common import load_host, output_dir, print_json, warn_failures
 
@@ -26,7 +27,7 @@ def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", help="Twitter-format trace file (.txt or .tbz2) for IPA's named windows")
     p.add_argument("--window", help="START-END seconds of a trace (end exclusive, as IPA)")
     p.add_argument("--damping", type=int, help="IPA's damping_factor: integer-divide every second's count")
-    p.add_argument("--base", help="exact optimizer the baseline policies delegate to (default ilp)")
+    p.add_argument("--base", help=f"exact optimizer the baseline policies delegate to (default {DEFAULT_OPTIMIZER})")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
 
 

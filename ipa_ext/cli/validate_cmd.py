@@ -7,14 +7,16 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import Config, load_config
+from ..config.config import Config, load_config
+from ..config.ipa_import import looks_like_ipa_config, map_ipa_config
+from ..config.show import shown
+from ..config.yamlsafe import read_file
 from ..errors import ConfigError
-from ..ipa_config import looks_like_ipa_config, map_ipa_config
-from ..problem import Problem
-from ..selection import COMBINATIONS_PER_SOLVE, ENUMERATION_LIMIT, ENUMERATION_MIN_K, Selection, count_feasible
-from ..show import shown
-from ..yamlio import read_file
-from .common import load_host, print_json, table, warn_failures
+from ..host import PluginHost
+from ..optimize.selection import COMBINATIONS_PER_SOLVE, ENUMERATION_LIMIT, ENUMERATION_MIN_K, Selection, count_feasible
+from ..problem.problem import Problem
+from ..report.tables import table
+from .common import load_host, print_json, warn_failures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         "optimizer": config.optimizer.name,
         "weights": dict(problem.settings.weights),
         "ipa_ignored": dict(config.ipa.ignored) if config.ipa else {},
-        "candidate_pool": candidate_pool(config, problem),
+        "candidate_pool": candidate_pool(config, problem, host),
     }
     if args.json:
         print_json(summary)
@@ -84,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-EXACT_K_OPTIMIZERS = ("ilp", "energy-ilp")
-
-
-def candidate_pool(config: Config, problem: Problem) -> dict[str, Any] | None:
+def candidate_pool(config: Config, problem: Problem, host: PluginHost) -> dict[str, Any] | None:
     """For k > 1: how many configurations a decision can list at most, and at ``rate_rps``
     how many are feasible (the pool never holds more, whatever k says)."""
     loop_k = (config.raw.get("adaptation") or {}).get("num_candidates")
@@ -107,7 +106,7 @@ def candidate_pool(config: Config, problem: Problem) -> dict[str, Any] | None:
     if config.rate_rps is not None:
         out["rate_rps"] = config.rate_rps
         out["feasible"] = _feasible_at(problem, float(config.rate_rps))
-    if config.optimizer.name in EXACT_K_OPTIMIZERS:
+    if getattr(host.registry.get("optimizer", config.optimizer.name).factory, "k_best_engine", False):
         out["method"] = ("enumeration" if k >= ENUMERATION_MIN_K and out["combinations"] <= min(
             ENUMERATION_LIMIT, k * COMBINATIONS_PER_SOLVE) else "milp")
     return out
@@ -157,8 +156,9 @@ def _ipa(args: argparse.Namespace, data) -> int:
     if ipa.unknown:
         print(f"unknown keys (ignored): {', '.join(ipa.unknown)}")
     k = ipa.values.get("num_state_limit")
-    if isinstance(k, int) and k > 1 and (ipa.values.get("optimizer") or {}).get("name") == "ilp":
-        gap = ((ipa.values.get("optimizer") or {}).get("options") or {}).get("pool_gap")
+    options = (ipa.values.get("optimizer") or {}).get("options") or {}
+    if isinstance(k, int) and k > 1 and "pool_gap" in options:  # what IPA's Gurobi pool maps to
+        gap = options["pool_gap"]
         kept = ("only the ties of the optimum, as IPA's Gurobi pool (PoolGap 0) does" if gap == 0 else
                 "every distinct feasible configuration")
         print(f"num_state_limit {k} is a pool size: a decision lists at most {kept}, and the adapter "
@@ -171,7 +171,7 @@ def _ipa(args: argparse.Namespace, data) -> int:
 
 def _still_needed(values) -> list[str]:
     """What an imported IPA config leaves for the user to set before a run."""
-    from ..runner import NOT_SHIPPED_PREDICTORS
+    from ..run.runner import NOT_SHIPPED_PREDICTORS
 
     out = []
     pred = values.get("predictor") or {}
@@ -186,7 +186,7 @@ def _still_needed(values) -> list[str]:
 
 def _check_loop_sections(config, host) -> None:
     """The adaptation-loop sections, when present, must build (same errors as simulate)."""
-    from ..runner import adapter_settings, build_forecaster, prepare
+    from ..run.runner import adapter_settings, build_forecaster, prepare
     from ..workloads import from_section
 
     # With a backend section, prepare() builds everything a run does (predictor, loop

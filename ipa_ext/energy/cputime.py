@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..units import MICROSECONDS_PER_S
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -143,7 +144,7 @@ def cgroup_cpu_s(cgroup_dir: str | Path) -> float:
         parts = line.split()
         if len(parts) == 2 and parts[0] == "usage_usec":
             try:
-                return int(parts[1]) / 1e6
+                return int(parts[1]) / MICROSECONDS_PER_S
             except ValueError:
                 raise InputError(f"not an integer: {parts[1]!r}", path=path, where="usage_usec") from None
     raise InputError("no usage_usec line (is this a cgroup v2 cpu.stat?)", path=path, where="usage_usec")

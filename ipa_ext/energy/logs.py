@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from ..config.show import listed, shown
 from ..errors import InputError
-from ..show import listed, shown
-from .perfstat import detect_format, parse_line
+from .perfstat import PerfRecord, detect_format, parse_line
 from .source import Domain
 
 IPA_EXT_COLUMNS = ("time_s", "interval_s", "source", "event", "domain", "parent",
@@ -137,43 +137,64 @@ def load_log(path: str | Path) -> EnergyLog:
 
 def _load_perf(p: Path) -> EnergyLog:
     lines, gz_warnings = _open_lines(p)
-    fmt: str | None = None
-    groups: list[tuple[float, dict[str, float | None]]] = []
-    events: list[str] = []
-    warnings: list[str] = []
-    truncated = False
-    pending_error: InputError | None = None
-    skipped_units: set[str] = set()
+    reader = _PerfReader(p)
     for n, text, complete in lines:
-        if pending_error is not None:
-            raise pending_error  # a bad line that was not the last one
-        f = fmt or detect_format(text)
+        reader.line(n, text, complete)
+    reader.finish(gz_warnings)
+    return reader.log()
+
+
+@dataclass
+class _PerfReader:
+    """A perf stat interval log read line by line: interval groups of joules per event, with
+    warnings for a truncated end, and the first bad line held until it proves not to be the last."""
+
+    path: Path
+    fmt: str | None = None
+    groups: list[tuple[float, dict[str, float | None]]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    truncated: bool = False
+    pending_error: InputError | None = None
+    skipped_units: set[str] = field(default_factory=set)
+
+    def cut(self, n: int) -> None:
+        self.truncated = True
+        self.warnings.append(f"line {n} is cut short (truncated file); it was dropped")
+
+    def line(self, n: int, text: str, complete: bool) -> None:
+        if self.pending_error is not None:
+            raise self.pending_error  # a bad line that was not the last one
+        f = self.fmt or detect_format(text)
         if f is None:
-            continue
+            return
         try:
             rec = parse_line(text, f)
         except ValueError as exc:
             if not complete:
-                truncated = True
-                warnings.append(f"line {n} is cut short (truncated file); it was dropped")
-                continue
+                self.cut(n)
+                return
             line = text.strip()
             line = line if len(line) <= 60 else line[:57] + "..."
-            pending_error = InputError(f"not a perf stat line ({exc}): {line!r}", path=p, where=f"line {n}")
-            continue
+            self.pending_error = InputError(f"not a perf stat line ({exc}): {line!r}", path=self.path,
+                                            where=f"line {n}")
+            return
         if rec is None:
-            continue
-        if not complete and (rec.time_s is None or (events and rec.event not in events)):
+            return
+        if not complete and (rec.time_s is None or (self.events and rec.event not in self.events)):
             # the last line, cut inside its event name or before it: do not invent an event
-            truncated = True
-            warnings.append(f"line {n} is cut short (truncated file); it was dropped")
-            continue
-        fmt = f
+            self.cut(n)
+            return
+        self.fmt = f
+        self.add(rec, n)
+
+    def add(self, rec: PerfRecord, n: int) -> None:
+        p, groups = self.path, self.groups
         if rec.time_s is None:
             raise InputError("no interval timestamp (was perf run with -I?)", path=p, where=f"line {n}")
         if rec.unit and rec.unit != "Joules":
-            skipped_units.add(f"{rec.event} ({rec.unit})")
-            continue
+            self.skipped_units.add(f"{rec.event} ({rec.unit})")
+            return
         if groups and rec.time_s < groups[-1][0]:
             raise InputError(f"time goes backwards ({rec.time_s} after {groups[-1][0]})", path=p, where=f"line {n}")
         if not groups or rec.time_s > groups[-1][0]:
@@ -182,36 +203,42 @@ def _load_perf(p: Path) -> EnergyLog:
         if rec.event in group:
             raise InputError(f"event {rec.event} appears twice at time {rec.time_s}", path=p, where=f"line {n}")
         group[rec.event] = rec.value
-        if rec.event not in events:
-            events.append(rec.event)
-    if pending_error is not None:
-        # the bad line was the last line: a file cut at a line boundary mid-record is still corrupt
+        if rec.event not in self.events:
+            self.events.append(rec.event)
+
+    def finish(self, gz_warnings: list[str]) -> None:
+        if self.pending_error is not None:
+            # the bad line was the last line: a file cut at a line boundary mid-record is still corrupt
+            if not gz_warnings:
+                raise self.pending_error
+            self.truncated = True
+            self.warnings.append(f"{self.pending_error.where} is cut short (truncated file); it was dropped")
         if gz_warnings:
-            truncated = True
-            warnings.append(f"{pending_error.where} is cut short (truncated file); it was dropped")
-        else:
-            raise pending_error
-    if gz_warnings:
-        truncated = True
-        warnings.extend(gz_warnings)
-    if skipped_units:
-        warnings.append(f"non-energy events ignored: {listed(sorted(skipped_units))}")
-    if not groups:
-        raise InputError("no perf stat interval lines with Joules (empty log, or not 'perf stat -I' output)", path=p)
-    if truncated and len(groups[-1][1]) < len(events):
-        missing = [e for e in events if e not in groups[-1][1]]
-        warnings.append(f"the last interval ({groups[-1][0]} s) lacks {listed(missing)}: counted as a gap")
-    present = {(e[: e.rindex("/") + 1] if "/" in e else e)[len("power/"):-1] for e in events}
-    times = [t for t, _ in groups]
-    durations = [t - prev for t, prev in zip(times, [0.0] + times[:-1])]
-    series = []
-    for e in events:
-        s = Series(e, _perf_domain(e, present), "perf", "measured")
-        for _, g in groups:
-            s.energy_j.append(g.get(e))
-        series.append(s)
-    fmt_name = "perf-csv" if fmt == "csv" else "perf-human"
-    return EnergyLog(str(p), fmt_name, times, durations, series, warnings, truncated)
+            self.truncated = True
+            self.warnings.extend(gz_warnings)
+        if self.skipped_units:
+            self.warnings.append(f"non-energy events ignored: {listed(sorted(self.skipped_units))}")
+        if not self.groups:
+            raise InputError("no perf stat interval lines with Joules (empty log, or not 'perf stat -I' output)",
+                             path=self.path)
+        last_time, last = self.groups[-1]
+        if self.truncated and len(last) < len(self.events):
+            missing = [e for e in self.events if e not in last]
+            self.warnings.append(f"the last interval ({last_time} s) lacks {listed(missing)}: counted as a gap")
+
+    def log(self) -> EnergyLog:
+        events = self.events
+        present = {(e[: e.rindex("/") + 1] if "/" in e else e)[len("power/"):-1] for e in events}
+        times = [t for t, _ in self.groups]
+        durations = [t - prev for t, prev in zip(times, [0.0] + times[:-1])]
+        series = []
+        for e in events:
+            s = Series(e, _perf_domain(e, present), "perf", "measured")
+            for _, g in self.groups:
+                s.energy_j.append(g.get(e))
+            series.append(s)
+        fmt_name = "perf-csv" if self.fmt == "csv" else "perf-human"
+        return EnergyLog(str(self.path), fmt_name, times, durations, series, self.warnings, self.truncated)
 
 
 def _load_ipa_ext_csv(p: Path) -> EnergyLog:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..show import shown
+from ..config.show import shown
 
 NOT_COUNTED = "<not counted>"
 NOT_SUPPORTED = "<not supported>"

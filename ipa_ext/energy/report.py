@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..plotting import envelope, nan, pyplot, series_styles
+from ..report.plotting import envelope, nan, pyplot, series_styles
+from ..report.tables import table
 from .logs import EnergyLog
 from .source import root_domains
 
@@ -75,8 +76,6 @@ def summarise(log: EnergyLog) -> dict[str, Any]:
 
 def format_report(summary: dict[str, Any]) -> str:
     """The human-readable report, in the spirit of ``perf stat``."""
-    from ..cli.common import table
-
     iv = summary["intervals"]
     lines = [f" Energy report for '{summary['log']}' ({summary['format']}, {summary['quality']}):", ""]
     rows = [[e["event"], f"{e['energy_j']:.2f}", f"{e['mean_w']:.2f}", f"{e['peak_w']:.2f}",

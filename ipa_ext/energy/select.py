@@ -1,9 +1,12 @@
-"""Choosing energy sources by name (with options) or automatically: the best measured source available.
+"""Choosing energy sources by name (with options) or automatically, by the ranks sources declare.
 
-Automatic choice: the first available of ``rapl`` then ``perf`` for the CPU,
-else ``estimate`` (labelled estimated, with the reasons the others were
-passed over), plus ``nvml`` when it is available. A source named explicitly
-must be available, or the user gets one line with its status and fix hint.
+Automatic choice: for each kind of hardware the sources declare they cover
+(:attr:`~ipa_ext.energy.source.EnergySource.covers`), the first available of
+the sources that declare an ``auto_rank``, measured ones before estimated
+ones, higher rank first. Sources passed over in favour of the chosen one, and
+a choice that is only estimated, are explained in the notes; hardware with no
+available source adds nothing. A source named explicitly must be available,
+or the user gets one line with its status and fix hint.
 """
 
 from __future__ import annotations
@@ -14,9 +17,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import ConfigError
 from .source import EnergySource, EnergySourceError, ProbeResult, Status
 
-CPU_PREFERENCE = ("rapl", "perf")
-FALLBACK = "estimate"
-GPU_SOURCES = ("nvml",)
+KIND = "energy source"
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Choice:
 
 def create(host: Any, name: str, options: Mapping[str, Any] | None = None, where: str | None = None) -> EnergySource:
     """Instantiate a registered source (unknown names list the registered ones)."""
-    return host.registry.create("energy source", name, options or {}, where=where)
+    return host.registry.create(KIND, name, options or {}, where=where)
 
 
 def describe(name: str, res: ProbeResult) -> str:
@@ -55,45 +56,74 @@ def choose(host: Any, names: Sequence[str] = (), options: Mapping[str, Mapping[s
     unknown = set(options) - set(names) if names else set()
     if unknown:
         raise ConfigError(f"options given for source(s) not chosen: {', '.join(sorted(unknown))}")
-    if names:
-        if len(set(names)) != len(names):
-            raise ConfigError("a source is named twice")
-        out: list[EnergySource] = []
-        try:
-            for n in names:
-                src = create(host, n, options.get(n))
-                out.append(src)
-                require_available(src, n)
-        except BaseException:
-            for s in out:
-                s.close()
-            raise
-        return Choice(tuple(out), ())
-    registered = set(host.registry.names("energy source"))
-    notes: list[str] = []
-    chosen: list[EnergySource] = []
-    for n in CPU_PREFERENCE:
-        if n not in registered:
+    if not names:
+        return choose_automatically(host)
+    if len(set(names)) != len(names):
+        raise ConfigError("a source is named twice")
+    out: list[EnergySource] = []
+    try:
+        for n in names:
+            src = create(host, n, options.get(n))
+            out.append(src)
+            require_available(src, n)
+    except BaseException:
+        for s in out:
+            s.close()
+        raise
+    return Choice(tuple(out), ())
+
+
+def ranked(host: Any) -> dict[str, list[str]]:
+    """The sources that take part in automatic choice, by what they cover (in order of first
+    registration), each list best first: measured before estimated, then higher ``auto_rank``."""
+    groups: dict[str, list[tuple[bool, int, str]]] = {}
+    for name in host.registry.names(KIND):
+        factory = host.registry.get(KIND, name).factory
+        rank = getattr(factory, "auto_rank", None)
+        if rank is None:
             continue
+        measured = getattr(factory, "quality", "measured") == "measured"
+        groups.setdefault(str(getattr(factory, "covers", "cpu")), []).append((measured, rank, name))
+    return {covers: [n for _, _, n in sorted(group, key=lambda t: (not t[0], -t[1]))]
+            for covers, group in groups.items()}
+
+
+def probe_order(host: Any) -> list[str]:
+    """Every registered source: those automatic choice tries, in the order it tries them,
+    then the ones it never chooses, in registration order."""
+    auto = [n for names in ranked(host).values() for n in names]
+    return auto + [n for n in host.registry.names(KIND) if n not in auto]
+
+
+def first_available(host: Any, names: Sequence[str]) -> tuple[str, EnergySource | None, list[str]]:
+    """The first of ``names`` that is available here (its name and source), and why the ones
+    before it were not."""
+    passed: list[str] = []
+    for n in names:
         src = create(host, n)
         res = src.probe()
         if res.available:
-            chosen.append(src)
-            break
-        notes.append(describe(n, res))
-    if not chosen:
-        if FALLBACK not in registered:
-            raise EnergySourceError("no energy source is available: " + "; ".join(notes))
-        src = create(host, FALLBACK)
-        require_available(src, FALLBACK)
+            return n, src, passed
+        src.close()
+        passed.append(describe(n, res))
+    return "", None, passed
+
+
+def choose_automatically(host: Any) -> Choice:
+    """The best available source for each kind of hardware (see the module docstring)."""
+    chosen: list[EnergySource] = []
+    notes: list[str] = []
+    unavailable: list[str] = []
+    for names in ranked(host).values():
+        name, src, passed = first_available(host, names)
+        if src is None:
+            unavailable += passed
+            continue
         chosen.append(src)
-        notes.append(f"using {FALLBACK}: figures are estimated, not measured")
-    for n in GPU_SOURCES:
-        if n in registered:
-            src = create(host, n)
-            res = src.probe()
-            if res.available:
-                chosen.append(src)
-            else:
-                src.close()
+        notes += passed
+        if src.quality != "measured":
+            notes.append(f"using {name}: figures are estimated, not measured")
+    if not chosen:
+        raise EnergySourceError("no energy source is available: " + ("; ".join(unavailable) or
+                                "no registered source declares an auto_rank"))
     return Choice(tuple(chosen), tuple(notes))

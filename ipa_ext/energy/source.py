@@ -85,6 +85,15 @@ class EnergySource(ABC):
     quality: Quality = "measured"
     resolution_s: float = 0.0
     """Shortest window the source can resolve; shorter windows are flagged."""
+    auto_rank: int | None = None
+    """How this source ranks when sources are chosen automatically (no source named):
+    None never (a source that needs options); otherwise, among the available sources of
+    one :attr:`covers`, a measured source beats an estimated one and then the higher rank
+    wins (:mod:`ipa_ext.energy.select`). Read from the registered factory, normally this class;
+    a source with a rank must work without options."""
+    covers: str = "cpu"
+    """The hardware whose energy the joules count (``cpu``, ``gpu``, ...). Automatic selection
+    takes at most one source per value, so no device's joules are counted twice."""
     scope: str = WHOLE_SYSTEM
     """What the joules cover: ``whole system``, or ``process tree of ...`` for a source that
     counts only some processes (the estimate source with ``pid``, or after :meth:`attribute_to`)."""

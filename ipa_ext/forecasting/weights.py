@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import InputError
-from ..show import clip, shown
+from ..config.show import clip, shown
 from . import lstm
 
 FORMAT = "ipa-ext-lstm"

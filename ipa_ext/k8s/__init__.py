@@ -1,7 +1,7 @@
 """The Kubernetes layer: pipeline stages mapped to workloads, read and patched through the
 official ``kubernetes`` client.
 
-:mod:`.settings` validates the ``kubernetes:`` config section, :mod:`.workloads` reads a
+:mod:`.settings` validates the ``kubernetes:`` config section, :mod:`.deployments` reads a
 stage's configuration out of a Deployment or SeldonDeployment and builds the patch that
 changes it, :mod:`.cluster` talks to the API server (retries, per-stage results, dry run).
 """

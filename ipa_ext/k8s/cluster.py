@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, TransientError
 from ..model import Configuration, StageConfig
+from .deployments import RESOURCES, Resource, build_patch, describe, pod_selector, read_stage
 from .settings import ClusterSettings, StageMapping
 from .values import Selector
-from .workloads import RESOURCES, Resource, build_patch, describe, pod_selector, read_stage
 
 log = logging.getLogger("ipa_ext.k8s")
 

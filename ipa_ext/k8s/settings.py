@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from ..config.numeric import NumberError, as_number
 from ..errors import ConfigError
-from ..numeric import NumberError, as_number
 from .values import Selector, parse_selector
 
 KINDS = ("Deployment", "SeldonDeployment")
@@ -164,43 +164,11 @@ def parse_settings(
     sec = r.mapping(section, "kubernetes")
     r.unknown(sec, TOP_KEYS, "kubernetes")
     base = base_dir if base_dir is not None else (path.parent if path is not None else Path.cwd())
-
-    namespace = None
-    if sec.get("namespace") is not None:
-        namespace = r.string(sec["namespace"], "kubernetes.namespace")
-    kubeconfig = None
-    if sec.get("kubeconfig") is not None:
-        kubeconfig = Path(r.string(sec["kubeconfig"], "kubernetes.kubeconfig")).expanduser()
-        if not kubeconfig.is_absolute():
-            kubeconfig = base / kubeconfig
-    context = None
-    if sec.get("context") is not None:
-        context = r.string(sec["context"], "kubernetes.context")
-    in_cluster = sec.get("in_cluster", "auto")
-    if in_cluster is True:
-        in_cluster = "true"
-    elif in_cluster is False:
-        in_cluster = "false"
-    if in_cluster not in ("auto", "true", "false"):
-        raise r.err("kubernetes.in_cluster", f"must be auto, true or false, got {in_cluster!r}")
-    selector = Selector()
-    if sec.get("selector") is not None:
-        selector = r.selector(sec["selector"], "kubernetes.selector")
-    timeout = 10.0
-    if sec.get("request_timeout_s") is not None:
-        timeout = r.number(sec["request_timeout_s"], "kubernetes.request_timeout_s", minimum=0.001)
-
-    retry_raw = r.mapping(sec.get("retry"), "kubernetes.retry")
-    r.unknown(retry_raw, {"attempts": "", "backoff_s": "", "max_backoff_s": ""}, "kubernetes.retry")
-    retry = RetryPolicy(
-        attempts=r.number(retry_raw.get("attempts", 4), "kubernetes.retry.attempts", integer=True, minimum=1),
-        backoff_s=r.number(retry_raw.get("backoff_s", 0.5), "kubernetes.retry.backoff_s"),
-        max_backoff_s=r.number(retry_raw.get("max_backoff_s", 8.0), "kubernetes.retry.max_backoff_s"),
-    )
+    connection = _connection(r, sec, base)
+    retry = _retry(r, sec)
     field_manager = r.string(sec.get("field_manager", "ipa-ext"), "kubernetes.field_manager")
     max_failed = r.number(sec.get("max_failed_intervals", 3), "kubernetes.max_failed_intervals",
                           integer=True, minimum=1)
-
     defaults = r.mapping(sec.get("defaults"), "kubernetes.defaults")
     r.unknown(defaults, STAGE_KEYS, "kubernetes.defaults")
     for k in ("name", "selector", "pod_selector"):
@@ -213,79 +181,113 @@ def parse_settings(
                 f"kubernetes.stages.{k}",
                 f"not a stage of the pipeline (stages: {', '.join(stage_names)})",
             )
-    stages = []
-    for stage in stage_names:
-        where = f"kubernetes.stages.{stage}"
-        own = r.mapping(stages_raw.get(stage), where)
-        r.unknown(own, STAGE_KEYS, where)
-        merged = {**defaults, **own}
-
-        def w(key: str) -> str:
-            return f"{where}.{key}" if key in own else f"kubernetes.defaults.{key}"
-
-        kind = merged.get("kind", "Deployment")
-        if kind not in KINDS:
-            raise r.err(w("kind"), f"must be one of {', '.join(KINDS)}, got {kind!r}")
-        if "name" in own and "selector" in own:
-            raise r.err(where, "give either name or selector, not both")
-        name = None
-        sel = None
-        if "selector" in own:
-            sel = r.selector(own["selector"], f"{where}.selector")
-            if not sel:
-                raise r.err(f"{where}.selector", "must not be empty")
-        else:
-            name = r.string(own.get("name", stage), f"{where}.name")
-        container = None
-        if merged.get("container") is not None:
-            container = r.string(merged["container"], w("container"))
-        variant_env = r.string(merged.get("variant_env", "MODEL_VARIANT"), w("variant_env"))
-        batch_env = r.string(merged.get("batch_env", "MLSERVER_MODEL_MAX_BATCH_SIZE"), w("batch_env"))
-        if variant_env == batch_env:
-            raise r.err(w("batch_env"), f"must differ from variant_env ({variant_env})")
-        set_limits = merged.get("set_limits", True)
-        if not isinstance(set_limits, bool):
-            raise r.err(w("set_limits"), f"expected true or false, got {set_limits!r}")
-        predictor = merged.get("predictor", 0)
-        component = merged.get("component", 0)
-        if kind != "SeldonDeployment":
-            for k in ("predictor", "component"):
-                if k in own:
-                    raise r.err(f"{where}.{k}", "applies to kind SeldonDeployment only")
-        if isinstance(predictor, bool) or not isinstance(predictor, (int, str)) or (
-            isinstance(predictor, int) and predictor < 0
-        ):
-            raise r.err(w("predictor"), f"must be an index >= 0 or a predictor name, got {predictor!r}")
-        component = r.number(component, w("component"), integer=True)
-        pod_selector = None
-        if "pod_selector" in own:
-            pod_selector = r.selector(own["pod_selector"], f"{where}.pod_selector")
-        stages.append(
-            StageMapping(
-                stage=stage,
-                kind=kind,
-                name=name,
-                selector=sel,
-                container=container,
-                variant_env=variant_env,
-                batch_env=batch_env,
-                set_limits=set_limits,
-                predictor=predictor,
-                component=component,
-                pod_selector=pod_selector,
-                where=where,
-            )
-        )
+    stages = tuple(_stage(r, stage, stages_raw.get(stage), defaults) for stage in stage_names)
     return ClusterSettings(
-        stages=tuple(stages),
-        namespace=namespace,
-        kubeconfig=kubeconfig,
-        context=context,
-        in_cluster=in_cluster,
-        selector=selector,
-        request_timeout_s=timeout,
+        stages=stages,
         retry=retry,
         field_manager=field_manager,
         max_failed_intervals=max_failed,
         config_path=path,
+        **connection,
     )
+
+
+def _connection(r: _R, sec: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """Where the cluster is and how to reach it: namespace, kubeconfig, context, in_cluster,
+    the default label selector and the request timeout."""
+    out: dict[str, Any] = {"namespace": None, "kubeconfig": None, "context": None}
+    if sec.get("namespace") is not None:
+        out["namespace"] = r.string(sec["namespace"], "kubernetes.namespace")
+    if sec.get("kubeconfig") is not None:
+        kubeconfig = Path(r.string(sec["kubeconfig"], "kubernetes.kubeconfig")).expanduser()
+        out["kubeconfig"] = kubeconfig if kubeconfig.is_absolute() else base / kubeconfig
+    if sec.get("context") is not None:
+        out["context"] = r.string(sec["context"], "kubernetes.context")
+    in_cluster = sec.get("in_cluster", "auto")
+    if in_cluster is True:
+        in_cluster = "true"
+    elif in_cluster is False:
+        in_cluster = "false"
+    if in_cluster not in ("auto", "true", "false"):
+        raise r.err("kubernetes.in_cluster", f"must be auto, true or false, got {in_cluster!r}")
+    out["in_cluster"] = in_cluster
+    out["selector"] = Selector()
+    if sec.get("selector") is not None:
+        out["selector"] = r.selector(sec["selector"], "kubernetes.selector")
+    out["request_timeout_s"] = 10.0
+    if sec.get("request_timeout_s") is not None:
+        out["request_timeout_s"] = r.number(sec["request_timeout_s"], "kubernetes.request_timeout_s",
+                                            minimum=0.001)
+    return out
+
+
+def _retry(r: _R, sec: Mapping[str, Any]) -> RetryPolicy:
+    """``kubernetes.retry``: attempts and exponential backoff for failed API calls."""
+    retry_raw = r.mapping(sec.get("retry"), "kubernetes.retry")
+    r.unknown(retry_raw, {"attempts": "", "backoff_s": "", "max_backoff_s": ""}, "kubernetes.retry")
+    return RetryPolicy(
+        attempts=r.number(retry_raw.get("attempts", 4), "kubernetes.retry.attempts", integer=True, minimum=1),
+        backoff_s=r.number(retry_raw.get("backoff_s", 0.5), "kubernetes.retry.backoff_s"),
+        max_backoff_s=r.number(retry_raw.get("max_backoff_s", 8.0), "kubernetes.retry.max_backoff_s"),
+    )
+
+
+def _stage(r: _R, stage: str, raw: Any, defaults: Mapping[str, Any]) -> StageMapping:
+    """One stage's mapping: its own keys over ``kubernetes.defaults``; errors name whichever
+    of the two the bad value came from."""
+    where = f"kubernetes.stages.{stage}"
+    own = r.mapping(raw, where)
+    r.unknown(own, STAGE_KEYS, where)
+    merged = {**defaults, **own}
+
+    def w(key: str) -> str:
+        return f"{where}.{key}" if key in own else f"kubernetes.defaults.{key}"
+
+    kind = merged.get("kind", "Deployment")
+    if kind not in KINDS:
+        raise r.err(w("kind"), f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    if "name" in own and "selector" in own:
+        raise r.err(where, "give either name or selector, not both")
+    name = None
+    sel = None
+    if "selector" in own:
+        sel = r.selector(own["selector"], f"{where}.selector")
+        if not sel:
+            raise r.err(f"{where}.selector", "must not be empty")
+    else:
+        name = r.string(own.get("name", stage), f"{where}.name")
+    container = None
+    if merged.get("container") is not None:
+        container = r.string(merged["container"], w("container"))
+    variant_env = r.string(merged.get("variant_env", "MODEL_VARIANT"), w("variant_env"))
+    batch_env = r.string(merged.get("batch_env", "MLSERVER_MODEL_MAX_BATCH_SIZE"), w("batch_env"))
+    if variant_env == batch_env:
+        raise r.err(w("batch_env"), f"must differ from variant_env ({variant_env})")
+    set_limits = merged.get("set_limits", True)
+    if not isinstance(set_limits, bool):
+        raise r.err(w("set_limits"), f"expected true or false, got {set_limits!r}")
+    predictor, component = _seldon(r, kind, own, merged, where, w)
+    pod_selector = None
+    if "pod_selector" in own:
+        pod_selector = r.selector(own["pod_selector"], f"{where}.pod_selector")
+    return StageMapping(
+        stage=stage, kind=kind, name=name, selector=sel, container=container, variant_env=variant_env,
+        batch_env=batch_env, set_limits=set_limits, predictor=predictor, component=component,
+        pod_selector=pod_selector, where=where,
+    )
+
+
+def _seldon(r: _R, kind: str, own: Mapping[str, Any], merged: Mapping[str, Any], where: str,
+            w: Callable[[str], str]) -> tuple[int | str, int]:
+    """A SeldonDeployment's predictor (index or name) and component index."""
+    predictor = merged.get("predictor", 0)
+    component = merged.get("component", 0)
+    if kind != "SeldonDeployment":
+        for k in ("predictor", "component"):
+            if k in own:
+                raise r.err(f"{where}.{k}", "applies to kind SeldonDeployment only")
+    if isinstance(predictor, bool) or not isinstance(predictor, (int, str)) or (
+        isinstance(predictor, int) and predictor < 0
+    ):
+        raise r.err(w("predictor"), f"must be an index >= 0 or a predictor name, got {predictor!r}")
+    return predictor, r.number(component, w("component"), integer=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from ..config.modelref import ModelRef
 from ..errors import InputError
-from ..modelref import ModelRef
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..config.modelref import ModelRef
 from ..errors import InputError
-from ..modelref import ModelRef
 
 
 @dataclass(frozen=True)

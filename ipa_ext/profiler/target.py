@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..config.modelref import ModelRef, parse_model_refs
+from ..config.pipeline_files import parse_pipeline_definition
+from ..config.yamlsafe import read_file as read_yaml
 from ..errors import ConfigError
-from ..modelref import ModelRef, parse_model_refs
-from ..profiles import parse_pipeline_definition
-from ..yamlio import read_file as read_yaml
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..config.pipeline_files import MEASUREMENT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from ..errors import InputError
 from ..inference.cache import atomic_write
-from ..profiles import MEASUREMENT_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 MARKER = "# ipa-ext profile"
 FORMAT_VERSION = 1

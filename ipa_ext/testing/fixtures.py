@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from ..config import Config, load_config
+from ..config.config import Config, load_config
 from ..host import PluginHost, PluginRecord, load_plugins
 from ..model import Pipeline
-from ..problem import Problem
+from ..problem.problem import Problem
 from . import example_dir
 from .powercap import FakePowercap
 

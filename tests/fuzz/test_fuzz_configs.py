@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipa_ext.config import TOP_LEVEL_KEYS
+from ipa_ext.config.config import TOP_LEVEL_KEYS
 
 from . import fuzzkit, hostile
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipa_ext.numeric import MODEL_LIMIT
+from ipa_ext.config.numeric import MODEL_LIMIT
 
 from . import fuzzkit, hostile
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipa_ext.ipa_config import DIRECT_KEYS, IGNORED_KEYS
+from ipa_ext.config.ipa_import import DIRECT_KEYS, IGNORED_KEYS
 
 from . import fuzzkit, hostile
 

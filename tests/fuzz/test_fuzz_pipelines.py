@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipa_ext.profiles import ALL_COLUMNS
+from ipa_ext.config.pipeline_files import ALL_COLUMNS
 
 from . import fuzzkit, hostile
 

@@ -45,22 +45,20 @@ def small_problems(draw, objectives):
     return Problem(Pipeline("p", tuple(stages)), settings_, objectives)
 
 
-def _objectives():
+def _host():
     from ipa_ext.host import load_plugins
 
-    host = load_plugins()
-    return [host.registry.create("objective", n) for n in host.registry.names("objective")]
+    return load_plugins()
 
 
-OBJECTIVES = _objectives()
+HOST = _host()
+OBJECTIVES = [HOST.registry.create("objective", n) for n in HOST.registry.names("objective")]
 
 
 @settings(max_examples=40, deadline=None)
 @given(problem=small_problems(OBJECTIVES), rate=st.floats(1, 60))
 def test_feasible_whenever_brute_force_is(problem, rate):
-    from ipa_ext_plugins.brute_force import BruteForceOptimizer
-
-    exact = BruteForceOptimizer().optimize(problem, rate)
+    exact = HOST.registry.create("optimizer", "brute-force").optimize(problem, rate)
     d = GreedyOptimizer().optimize(problem, rate)
     assert d.feasible == exact.feasible
     if d.feasible:

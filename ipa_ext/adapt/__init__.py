@@ -1,0 +1,1 @@
+"""IPA's adaptation loop: forecast, optimize, least change, apply, measure energy, log."""

@@ -1,0 +1,1 @@
+"""Reading load from monitoring systems: the Prometheus HTTP API."""

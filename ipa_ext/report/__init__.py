@@ -1,0 +1,1 @@
+"""Run summaries, text tables and plots."""

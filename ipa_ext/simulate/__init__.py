@@ -1,0 +1,1 @@
+"""The simulated pipeline: replays a request trace through a configuration, second by second."""

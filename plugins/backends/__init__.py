@@ -1,0 +1,1 @@
+"""Built-in backends: the simulation (embedded default) and Kubernetes."""

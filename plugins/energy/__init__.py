@@ -1,0 +1,1 @@
+"""Built-in energy sources: perf, RAPL sysfs, NVML, Kepler and the estimate fallback."""

@@ -1,0 +1,1 @@
+"""Built-in objectives: accuracy, cost, batch, energy and carbon."""

@@ -1,0 +1,1 @@
+"""Built-in load predictors: reactive, max, mean and moving-window-max."""

@@ -1,0 +1,52 @@
+"""End to end: ``ipa-ext adapt`` on the local backend with two stages of tiny zoo models and a step workload.
+The loop scales a stage up and switches its variant while real requests flow; none fails, every arrival is
+served with a measured latency, and no server process is left behind."""
+
+from __future__ import annotations
+
+import json
+
+from serve_extra import require_serve
+
+require_serve()
+
+from ipa_ext.cli import main  # noqa: E402
+
+from local_project import STEP, alive, replica_children, write_project  # noqa: E402
+
+
+def test_step_workload_scales_up_and_switches_variant_without_failures(tmp_path, capsys):
+    config = write_project(tmp_path, tmp_path / "models")
+    out = tmp_path / "out"
+    code = main(["adapt", str(config), "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [json.loads(x) for x in (out / "adaptation.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+
+    # real requests: everything the load generator sent arrived, and was served with a latency
+    req = summary["requests"]
+    assert req["arrived"] == sum(STEP) == summary["backend_report"]["load"]["sent"]
+    assert req["served"] == req["arrived"] and req["dropped"] == 0
+    assert 0 < summary["latency_s"]["p50"] <= summary["latency_s"]["p99"] <= summary["latency_s"]["max"] < 2
+    assert sum(x["interval"]["served"] for x in lines) == req["served"]
+    assert all(x["backend"]["failed"] == 0 for x in lines)
+
+    # the reconfiguration happened: cls went from r34 x1 to r18 x2, each change timed
+    first, last = lines[0]["config"]["cls"], lines[-1]["config"]["cls"]
+    assert (first["variant"], first["replicas"]) == ("r34", 1)
+    assert (last["variant"], last["replicas"]) == ("r18", 2)
+    changes = [x["backend"]["reconfiguration"] for x in lines if "reconfiguration" in x["backend"]]
+    assert changes and changes[0]["cls"]["variant_s"] > 0 and changes[0]["cls"]["add_s"] > 0
+    assert all(x["change_successful"] == [True, True] for x in lines[1:])  # step 0 runs the initial one
+
+    # energy: estimated over the servers' processes, split per stage, J/request per stage in the log
+    energy = summary["energy"]
+    assert energy["quality"] == "estimated" and energy["total_j"] > 0
+    assert set(energy["stages_j"]) == {"det", "cls"} and all(v > 0 for v in energy["stages_j"].values())
+    assert all(set(x["energy"]["stages_j_per_request"]) == {"det", "cls"} for x in lines)
+
+    # nothing left behind
+    pids = {p for x in lines for p in x["backend"]["server_pids"]}
+    assert len(pids) >= 3 and not any(alive(p) for p in pids)
+    assert replica_children() == []
