@@ -23,6 +23,8 @@ from ipa_ext.k8s.values import parse_selector  # noqa: E402
 from ipa_ext.monitoring.prometheus import PrometheusAPI  # noqa: E402
 from ipa_ext_plugins.energy.kepler import KeplerSource  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a real Prometheus that must collect samples first
+
 # pod name -> (uid, labels, package watts)
 PODS = {
     "crop-7d9-abc": ("uid-c1", {"app": "crop"}, 10.0),

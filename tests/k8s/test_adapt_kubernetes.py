@@ -37,6 +37,8 @@ from ipa_ext.k8s.deployments import STRATEGIC_MERGE  # noqa: E402
 from ipa_ext.model import StageConfig  # noqa: E402
 from ipa_ext.run.runner import execute, prepare  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a real Prometheus and timed adaptation runs (seconds each)
+
 PIPELINE = [d for d in yaml.safe_load_all((ROOT / "deploy" / "example-pipeline.yaml").read_text()) if d]
 STAGES = ("crop", "classification")
 TOKEN = "adapter-token"

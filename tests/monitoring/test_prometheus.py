@@ -23,6 +23,8 @@ from ipa_ext.errors import ConfigError, TransientError
 from ipa_ext.monitoring.prometheus import (DEFAULT_RATE_QUERY, PrometheusAPI, PrometheusUnavailable, PromQLError,
                                 RateReader)
 
+pytestmark = pytest.mark.slow  # a real Prometheus that must collect samples first
+
 ROUTER = {"container": "router", "namespace": "default"}
 
 

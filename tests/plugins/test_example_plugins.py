@@ -12,6 +12,8 @@ import pytest
 
 from support.paths import ROOT
 
+pytestmark = pytest.mark.slow  # pip installs and the plugins' own suites in child processes
+
 PLUGINS = sorted(p for p in (ROOT / "examples" / "plugins").iterdir() if (p / "pyproject.toml").is_file())
 
 

@@ -198,6 +198,7 @@ def installed_testpdu(tmp_path_factory):
     return target
 
 
+@pytest.mark.slow  # a pip install and child processes
 def test_third_party_distribution_is_discovered_and_used(installed_testpdu, tmp_path):
     # child processes: the distribution is found on a fresh interpreter's PYTHONPATH
     counter = tmp_path / "pdu.txt"

@@ -28,6 +28,8 @@ from ipa_ext.cli import main  # noqa: E402
 from ipa_ext.profiler.run import Request, prepare  # noqa: E402
 from ipa_ext.profiler.writer import COLUMNS  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real onnxruntime workers timing tiny models
+
 PIPELINE = """\
 name: tiny
 stages:
