@@ -5,21 +5,20 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from support.configs import write_config
-from support.cli import run_cli
-from support.paths import VIDEO
 from ipa_ext.adapt.adapter import least_change, read_log
 from ipa_ext.config.config import load_config
 from ipa_ext.model import StageConfig
 from ipa_ext.run.runner import execute, prepare
 from ipa_ext.workloads import Workload, synthetic
+
+from support.cli import cli_command, run_cli
+from support.configs import write_config
+from support.paths import VIDEO
 
 import numpy as np
 
@@ -126,8 +125,7 @@ def test_memoised_decisions_are_identical(tmp_path):
 def test_sigterm_stops_cleanly_and_flushes_the_log(tmp_path):
     cfg = write_config(tmp_path, workload={"type": "synthetic", "pattern": "steady", "duration_s": 3_000_000})
     out = tmp_path / "out"
-    exe = Path(sys.executable).with_name("ipa-ext")
-    proc = subprocess.Popen([str(exe), "simulate", str(cfg), "--out", str(out), "--quiet"],
+    proc = subprocess.Popen([*cli_command(), "simulate", str(cfg), "--out", str(out), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "adaptation.jsonl"
     deadline = time.monotonic() + 60

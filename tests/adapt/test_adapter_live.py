@@ -10,10 +10,8 @@ the API mock in ``test_adapt_kubernetes.py``.
 from __future__ import annotations
 
 import math
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ipa_ext.adapt.adapter import AdaptationLog, Adapter, read_log
 from ipa_ext.adapt.measured import MeasuredIntervals
@@ -28,6 +26,7 @@ from ipa_ext.model import StageConfig
 from ipa_ext.run.runner import prepare
 
 from support.configs import write_config
+from support.metrics import scrape
 
 NAN = math.nan
 START = (StageConfig("yolov5n", 1, 1, 1), StageConfig("resnet18", 1, 1, 1))
@@ -243,13 +242,6 @@ def test_energy_per_request_uses_arrivals_when_completions_are_not_observed(prep
 
 
 # --------------------------------------------------------------------------- metrics from the log
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
 def test_metrics_follow_the_log_lines(prepared, tmp_path):

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
 from prometheus_client.core import CounterMetricFamily
-from prometheus_client.parser import text_string_to_metric_families
 
 from ipa_ext.adapt.metrics import AdapterMetrics
 from ipa_ext.model import StageConfig
 
-
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+from support.metrics import scrape
 
 
 @pytest.fixture

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import yaml
 
-from support.paths import VIDEO
-from support.configs import write_minimal_config
-
 from ipa_ext.cli import main
+
+from support.cli import cli
+from support.configs import video_config_data, write_minimal_config
 
 
 def example(tmp_path: Path, **changes) -> Path:
-    raw = yaml.safe_load((VIDEO / "config.yaml").read_text())
-    raw["pipeline"], raw["profiles"] = str(VIDEO / "pipeline.yaml"), str(VIDEO / "profiles.csv")
+    raw = video_config_data()
     raw.update(changes)
     raw["workload"] = {**raw["workload"], "duration_s": 300}
     path = tmp_path / "config.yaml"
@@ -24,14 +23,9 @@ def example(tmp_path: Path, **changes) -> Path:
     return path
 
 
-def cli(capsys, *argv: str) -> tuple[int, str]:
-    rc = main(list(argv))
-    return rc, capsys.readouterr().out
-
-
 def test_optimize_summarises_a_pool_of_every_feasible_configuration(tmp_path, capsys):
     cfg = example(tmp_path, num_state_limit=1_000_000)
-    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31")
+    rc, out, _ = cli(capsys, "optimize", str(cfg), "--rate", "31")
     assert rc == 0
     assert "candidate 1 of 400" in out and "candidate 2" not in out
     assert "the first 10 of 400 candidates:" in out
@@ -39,24 +33,24 @@ def test_optimize_summarises_a_pool_of_every_feasible_configuration(tmp_path, ca
     table = out.split("the first 10 of 400 candidates:\n")[1].splitlines()
     assert table[0].split() == ["rank", "objective", "latency_s", "cores", "configuration"]
     assert [row.split()[0] for row in table[1:11]] == [str(i) for i in range(1, 11)]
-    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31", "-k", "50", "--show", "3")
+    rc, out, _ = cli(capsys, "optimize", str(cfg), "--rate", "31", "-k", "50", "--show", "3")
     assert "... and 47 more (the best 50 of 400 feasible configurations)" in out
 
 
 def test_optimize_prints_a_short_list_in_full(tmp_path, capsys):
-    rc, out = cli(capsys, "optimize", str(example(tmp_path)), "--rate", "31", "-k", "12", "--show", "0")
+    rc, out, _ = cli(capsys, "optimize", str(example(tmp_path)), "--rate", "31", "-k", "12", "--show", "0")
     assert rc == 0 and "candidate 12\n" in out and "more (" not in out
 
 
 def test_optimize_json_lists_as_many_as_shown_and_counts_the_rest(tmp_path, capsys):
     cfg = example(tmp_path, num_state_limit=1_000_000)
-    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "4")
+    rc, out, _ = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "4")
     d = json.loads(out)
     assert len(d["candidates"]) == 4 and d["candidate_count"] == 400
     assert d["info"]["k_best"] == "enumeration" and d["info"]["complete"] and d["info"]["solves"] == 0
     objs = [c["objective"] for c in d["candidates"]]
     assert objs == sorted(objs, reverse=True) and d["objective"] == objs[0]
-    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0")
+    rc, out, _ = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0")
     assert len(json.loads(out)["candidates"]) == 400
 
 
@@ -67,18 +61,18 @@ def test_show_must_not_be_negative(tmp_path, capsys):
 
 def test_validate_says_how_large_the_pool_can_get(tmp_path, capsys):
     cfg = example(tmp_path, num_state_limit=1_000_000, rate_rps=31)
-    rc, out = cli(capsys, "validate", str(cfg))
+    rc, out, _ = cli(capsys, "validate", str(cfg))
     assert rc == 0
     line = next(l for l in out.splitlines() if l.startswith("candidate pool:"))
     assert "num_state_limit 1000000" in line and "at most the 400 distinct" in line
     assert "(crop 20 x classification 20)" in line and "400 are feasible at rate_rps 31" in line
     assert "by enumeration" in line
-    rc, out = cli(capsys, "validate", str(cfg), "--json")
+    rc, out, _ = cli(capsys, "validate", str(cfg), "--json")
     pool = json.loads(out)["candidate_pool"]
     assert pool == {"k": 1_000_000, "source": "num_state_limit", "combinations": 400,
                     "per_stage": {"crop": 20, "classification": 20}, "rate_rps": 31, "feasible": 400,
                     "method": "enumeration"}
-    rc, out = cli(capsys, "validate", str(example(tmp_path, rate_rps=1, adaptation={"num_candidates": 100})),
+    rc, out, _ = cli(capsys, "validate", str(example(tmp_path, rate_rps=1, adaptation={"num_candidates": 100})),
                   "--json")
     pool = json.loads(out)["candidate_pool"]
     assert pool["source"] == "adaptation.num_candidates" and pool["k"] == 100
@@ -86,19 +80,19 @@ def test_validate_says_how_large_the_pool_can_get(tmp_path, capsys):
 
 
 def test_validate_is_silent_about_a_pool_of_one(tmp_path, capsys):
-    rc, out = cli(capsys, "validate", str(example(tmp_path)))
+    rc, out, _ = cli(capsys, "validate", str(example(tmp_path)))
     assert "candidate pool" not in out
-    rc, out = cli(capsys, "validate", str(example(tmp_path)), "--json")
+    rc, out, _ = cli(capsys, "validate", str(example(tmp_path)), "--json")
     assert json.loads(out)["candidate_pool"] is None
 
 
 def test_validate_warns_when_each_candidate_is_a_solve(tmp_path, capsys):
     cfg = write_minimal_config(tmp_path, "num_state_limit: 1000000\nallocation_mode: variable\n", optimizer="ilp")
-    rc, out = cli(capsys, "validate", str(cfg))
+    rc, out, _ = cli(capsys, "validate", str(cfg))
     line = next(l for l in out.splitlines() if l.startswith("candidate pool:"))
     assert "by enumeration" in line  # 80 x 80 options: still few enough to enumerate
     cfg = write_minimal_config(tmp_path, "num_state_limit: 5\n", optimizer="ilp")
-    rc, out = cli(capsys, "validate", str(cfg))
+    rc, out, _ = cli(capsys, "validate", str(cfg))
     line = next(l for l in out.splitlines() if l.startswith("candidate pool:"))
     assert "may solve once per candidate, up to 5 times per decision" in line
 
@@ -133,20 +127,20 @@ def test_simulate_with_a_pool_of_every_feasible_configuration_uses_least_change(
 def test_ipas_imported_pool_keeps_only_ties_of_the_optimum(tmp_path, capsys, shared_data):
     """from_ipa maps IPA's Gurobi pool (PoolGap 0): num_state_limit 1000000 lists only the ties."""
     cfg = _ipa_video_config(tmp_path, shared_data)
-    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0")
+    rc, out, _ = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0")
     assert rc == 0
     d = json.loads(out)
     objectives = [c["objective"] for c in d["candidates"]]
     assert d["info"]["feasible"] > len(objectives) >= 1
     assert max(objectives) - min(objectives) <= 1e-9 * max(1.0, abs(objectives[0]))
-    rc, out = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0",
+    rc, out, _ = cli(capsys, "optimize", str(cfg), "--rate", "31", "--json", "--show", "0",
                   "--optimizer", "ilp:pool_gap=null")
     assert len(json.loads(out)["candidates"]) == json.loads(out)["info"]["feasible"]
 
 
 def test_validate_of_ipas_config_explains_its_pool(capsys, shared_data):
-    rc, out = cli(capsys, "validate", str(shared_data / "ipa-configs" / "pipeline-simulation-video.yaml"))
+    rc, out, _ = cli(capsys, "validate", str(shared_data / "ipa-configs" / "pipeline-simulation-video.yaml"))
     assert rc == 0
     assert "num_state_limit 1000000 is a pool size" in out and "pool_gap: 0" in out
-    rc, out = cli(capsys, "validate", str(shared_data / "ipa-configs" / "video-1.yaml"))
+    rc, out, _ = cli(capsys, "validate", str(shared_data / "ipa-configs" / "video-1.yaml"))
     assert "pool size" not in out  # its num_state_limit is 1

@@ -9,27 +9,13 @@ import pytest
 
 from ipa_ext.cli import EXIT_BUG, EXIT_CODES, main
 
+from support.cli import cli, one_error_line
 from support.paths import ROOT
 
 VIDEO = ROOT / "examples" / "video"
 SHARED = (ROOT.parent / "shared" / "data").resolve()
 HUGE = str(10**400)
 BASE = f"pipeline: {VIDEO / 'pipeline.yaml'}\nprofiles: {VIDEO / 'profiles.csv'}\n"
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str, *needles: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ipa-ext: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 @pytest.mark.parametrize("extra, field, problem", [

@@ -7,14 +7,12 @@ import json
 import os
 import pty
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from support.cli import assert_one_line_error, run_cli
-from support.paths import VIDEO
+from support.cli import assert_one_line_error, cli_command, run_cli
 from support.configs import write_config
+from support.paths import VIDEO
 
 CONFIG = str(VIDEO / "config.yaml")
 
@@ -63,8 +61,7 @@ def _on_a_terminal(args, env_extra):
     env = dict(os.environ)
     env.pop("CI", None)
     env.update(env_extra)
-    exe = Path(sys.executable).with_name("ipa-ext")
-    proc = subprocess.Popen([str(exe), *args], stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env)
+    proc = subprocess.Popen([*cli_command(), *args], stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env)
     os.close(slave)
     chunks = []
     while True:

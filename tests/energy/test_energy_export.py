@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ipa_ext.energy.attribution import attribute
 from ipa_ext.energy.export import EnergyMetrics
@@ -20,13 +16,8 @@ from ipa_ext_plugins.energy.rapl import RaplSource
 
 from ipa_ext.testing.powercap import server_tree
 
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+from support.cli import child_env, cli_command
+from support.metrics import samples
 
 
 def key(name, source, domain, stage="", quality="measured"):
@@ -59,13 +50,11 @@ def test_collector_counts_measurements_and_attributions(tmp_path):
 
 def test_serve_over_real_http(tmp_path):
     fake = server_tree(tmp_path / "powercap", sockets=1, psys=False)
-    exe = Path(sys.executable).with_name("ipa-ext")
-    cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "ipa_ext"]
-    proc = subprocess.Popen(
-        [*cli, "energy", "serve", "--port", "0", "--interval", "100", "--duration", "60",
+    proc = subprocess.Popen(  # a real server process, stopped by SIGTERM as a service manager would
+        [*cli_command(), "energy", "serve", "--port", "0", "--interval", "100", "--duration", "60",
          "--source", "rapl", "-o", f"sysfs_root={tmp_path / 'powercap'}", "-o", "poll=false"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if k != "IPA_EXT_DISABLE_PLUGINS"})
+        env=child_env())
     try:
         line = proc.stdout.readline()
         assert line.startswith("serving http://127.0.0.1:"), line + proc.stderr.read()

@@ -11,22 +11,11 @@ import pytest
 from ipa_ext.cli import main
 from ipa_ext.inference import zoo
 
+from support.cli import cli, one_error_line
 from support.serve_extra import require_serve
 
 TINY = ["--input-size", "32", "--width", "0.25"]
 EXTRA_LINE = "needs the 'serve' extra: pip install 'ipa-ext[serve]'"
-
-
-def cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ipa-ext: error: "), err
-    return lines[0]
 
 
 def test_list_shows_every_zoo_model_with_spec_counts(capsys, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import cli, one_error_line
 from support.serve_extra import require_serve
 
 require_serve()
@@ -24,7 +25,6 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
-from ipa_ext.cli import main  # noqa: E402
 from ipa_ext.profiler.run import Request, prepare  # noqa: E402
 from ipa_ext.profiler.writer import COLUMNS  # noqa: E402
 
@@ -65,18 +65,6 @@ def project(tmp_path) -> Path:
     (tmp_path / "pipeline.yaml").write_text(PIPELINE)
     (tmp_path / "config.yaml").write_text(CONFIG)
     return tmp_path
-
-
-def cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ipa-ext: error: "), err
-    return lines[0]
 
 
 def read_profile(path: Path) -> tuple[list[str], list[dict[str, str]]]:

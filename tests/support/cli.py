@@ -45,8 +45,7 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: str | Path | 
     environment. Output is captured at the file descriptors, so child processes' output is included.
     A run that outlives ``timeout`` seconds (a hang detector) fails the test."""
     argv = [str(a) for a in args]
-    from ipa_ext.cli import main
-
+    main = main_function()
     exc: BaseException | None = None
     with (_environment(env), _chdir(cwd or ROOT), _restored_process_state(), _captured() as captured,
           _deadline(timeout, argv)):
@@ -79,6 +78,31 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     full = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
     full.update(env or {})
     return full
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """``ipa-ext ARGV`` through ``main`` with pytest's ``capsys``: exit code, stdout, stderr
+    (argparse's ``SystemExit`` propagates, for tests of usage errors)."""
+    code = main_function()([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str, *needles: str) -> str:
+    """The one ``ipa-ext: error:`` line of ``err`` (asserted: exactly one line, no traceback), holding ``needles``."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ipa-ext: error: "), err
+    assert "Traceback" not in err, err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def main_function():
+    """``ipa_ext.cli.main``, imported when first used."""
+    from ipa_ext.cli import main
+
+    return main
 
 
 def assert_one_line_error(proc, *needles: str) -> None:
