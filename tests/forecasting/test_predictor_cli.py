@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import VIDEO
+from support.paths import VIDEO
 from ipa_ext.cli import main
 from ipa_ext.forecasting import lstm, weights
 

@@ -12,7 +12,7 @@ import socket
 import numpy as np
 import pytest
 
-from serve_extra import require_serve
+from support.serve_extra import require_serve
 
 require_serve()
 

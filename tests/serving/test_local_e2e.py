@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 
-from serve_extra import require_serve
+from support.serve_extra import require_serve
 
 require_serve()
 
 from ipa_ext.cli import main  # noqa: E402
 
-from local_project import STEP, alive, replica_children, write_project  # noqa: E402
+from support.local_project import STEP, alive, replica_children, write_project  # noqa: E402
 
 
 def test_step_workload_scales_up_and_switches_variant_without_failures(tmp_path, capsys):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from serve_extra import require_serve
+from support.serve_extra import require_serve
 
 require_serve()
 
@@ -22,7 +22,7 @@ from ipa_ext.inference.cache import zoo_model  # noqa: E402
 from ipa_ext.serving.pipeline import LocalPipeline  # noqa: E402
 from ipa_ext.serving.stage import VariantModel  # noqa: E402
 
-from local_project import alive, replica_children, write_project  # noqa: E402
+from support.local_project import alive, replica_children, write_project  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import ROOT
+from support.paths import ROOT
 
 CORE = ROOT / "ipa_ext"
 FORBIDDEN = ("ipa_ext_plugins", "ipa_ext.cli")
