@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..adapt.adapter import RunResult, json_safe
+from ..adapt.log import json_safe
+from ..adapt.results import RunResult
 from ..backends import Backend
 from ..problem.carbon import CarbonIntensity
 from ..workloads import Workload

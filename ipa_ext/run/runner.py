@@ -22,7 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..adapt.adapter import AdaptationLog, Adapter, AdapterSettings, IntervalMeter, RunResult
+from ..adapt.adapter import Adapter
+from ..adapt.interval_energy import IntervalMeter
+from ..adapt.log import AdaptationLog
+from ..adapt.results import AdapterSettings, RunResult
 from ..backends import Backend, RunContext
 from ..config.config import ComponentSpec, Config, parse_policy  # noqa: F401  (parse_policy: re-exported)
 from ..adapt.forecast import Forecaster
