@@ -110,7 +110,7 @@ class SimulationBackend(Backend):
             return dict(zip(names, values))
 
         served = tot.served
-        has_power = all(m.has_power for m in sim._models.values())
+        has_power = all(m.has_power for m in sim.models)
         return IntervalOutcome(
             start_s=float(start),
             end_s=float(end),
