@@ -48,9 +48,11 @@ class IntervalMeter(Protocol):
     the attribution).
     """
 
-    def begin_interval(self, key: str) -> None: ...
+    def begin_interval(self, key: str) -> None:
+        """Open the window of interval ``key`` (the step begins)."""
 
-    def end_interval(self, key: str, outcome: IntervalOutcome) -> IntervalEnergy: ...
+    def end_interval(self, key: str, outcome: IntervalOutcome) -> IntervalEnergy:
+        """Close the window of interval ``key``; its energy, attributed to stages by ``outcome``."""
 
 
 def modelled_energy(outcome: IntervalOutcome) -> IntervalEnergy | None:

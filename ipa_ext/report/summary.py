@@ -313,4 +313,5 @@ def _ms(v: float | None) -> float | None:
 
 
 def summary_table(s: Mapping[str, Any]) -> str:
+    """The summary as the text table the commands print."""
     return key_values(summary_lines(s))

@@ -86,6 +86,7 @@ class Prepared:
         return make_optimizer(self.host, self.config, self.optimizer_spec, base=self.base)[0]
 
     def new_backend(self) -> Backend:
+        """A fresh backend of the configured kind with its options."""
         return self.host.registry.create(
             "backend", self.backend_spec.name, self.backend_spec.options, where=self.backend_spec.where,
             path=self.config.path,
@@ -162,6 +163,7 @@ def build_forecaster(host: PluginHost, config: Config) -> tuple[Forecaster, floa
 
 
 def adapter_settings(config: Config, monitoring_duration_s: float) -> AdapterSettings:
+    """The loop's settings from the config's ``adaptation`` section."""
     a = _section(config, "adaptation", ADAPTATION_KEYS)
     memo = a.get("memoize", True)
     if not isinstance(memo, bool):

@@ -22,6 +22,7 @@ class LatencyHistogram:
         self.total = 0.0
 
     def add_point(self, lat: float, mass: float) -> None:
+        """Add ``mass`` requests of latency ``lat``."""
         i = int(lat / self.width_s)
         if i >= self.nbins:
             self.over += mass
@@ -32,6 +33,7 @@ class LatencyHistogram:
             self.max_s = lat
 
     def add_uniform(self, lo: float, hi: float, mass: float) -> None:
+        """Add ``mass`` requests spread evenly over latencies ``lo``..``hi``."""
         if hi - lo < self.width_s:
             self.add_point((lo + hi) / 2, mass)
             if hi > self.max_s:
@@ -62,6 +64,7 @@ class LatencyHistogram:
             self.dens[i1] -= per_s * w
 
     def counts(self) -> list[float]:
+        """Requests per bin (beyond the range: ``over``)."""
         out = []
         run = 0.0
         for i in range(self.nbins):

@@ -43,6 +43,7 @@ class ActiveModel:
 
     @property
     def total_cores(self) -> float:
+        """Cores reserved by all stages."""
         return float(sum(self.cores))
 
 

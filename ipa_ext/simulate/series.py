@@ -34,6 +34,7 @@ class SecondSeries:
         return m.idle_w[stage] + self.cols["served"][i] * m.energy_j_per_request[stage]
 
     def energy_j(self, i: int) -> float:
+        """Energy of all stages in second ``i``."""
         m = self.models[self.config_index[i]]
         served = self.cols["served"][i]
         return sum(m.idle_w[k] + served * m.energy_j_per_request[k] for k in range(len(self.stages)))

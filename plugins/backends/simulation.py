@@ -37,6 +37,8 @@ def _number(name: str, value: Any, *, positive: bool = False) -> float:
 
 
 class SimulationBackend(Backend):
+    """Replays the workload through a :class:`PipelineSimulator` on a simulated clock."""
+
     name = "simulation"
     live = False
 
