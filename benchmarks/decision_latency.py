@@ -69,6 +69,7 @@ def synthetic_pipeline(n_stages: int, n_variants: int, seed: int = 0):
 
 
 def measure(optimizer, problem, rate_list: Sequence[float], k: int) -> dict[str, Any]:
+    """Time one warm-up and then one decision per rate; medians, p95, max and the problem's size."""
     first = optimizer.optimize(problem, rate_list[0], None, k)
     times, infeasible, variables, solves = [], 0, [], []
     for r in rate_list:
@@ -92,7 +93,8 @@ def measure(optimizer, problem, rate_list: Sequence[float], k: int) -> dict[str,
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--decisions", type=int, default=50, help="timed decisions per problem (default 50)")
     ap.add_argument("--solvers", help="comma-separated solvers (default: every available one)")
@@ -104,24 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-video", action="store_true", help="skip the video example")
     ap.add_argument("--brute-force", action="store_true", help="also time brute force on the video example")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "decision_latency.json")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def new_result(args: argparse.Namespace, solvers: Sequence[str]) -> dict[str, Any]:
+    """The JSON result's frame: the machine, the settings, empty video and grid parts."""
     import pulp
 
-    from ipa_ext.config.config import load_config
-    from ipa_ext.host import load_plugins
-    from ipa_ext.problem import Problem, Settings
-    from ipa_ext.optimize.solvers import available_solvers, choose_solver
-
-    solvers = args.solvers.split(",") if args.solvers else list(available_solvers())
-    solvers = [choose_solver(s) for s in solvers]
-    host = load_plugins()
-    objectives = [host.registry.create("objective", n) for n in host.registry.names("objective")]
-
-    def optimizer(name: str, solver: str | None = None):
-        return host.registry.create("optimizer", name, {"solver": solver} if solver else {})
-
-    result: dict[str, Any] = {
+    return {
         "benchmark": "decision_latency",
         "machine": {
             "cpus": os.cpu_count(),
@@ -137,25 +129,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         "video": {},
         "grid": [],
     }
-    started = time.perf_counter()
-    rows = []
-    if not args.no_video:
-        config = load_config(ROOT / "examples" / "video" / "config.yaml")
-        from dataclasses import replace
 
-        problem = config.build_problem(host)
-        if args.accuracy_method != problem.settings.accuracy_method:
-            problem = Problem(problem.pipeline, replace(problem.settings, accuracy_method=args.accuracy_method),
-                              problem.objectives)
-        video_rates = rates(args.decisions, 1, 120)
-        for solver in solvers:
-            m = measure(optimizer("ilp", solver), problem, video_rates, args.k)
-            result["video"][solver] = m
-            rows.append(["video", "2x5", solver, m])
-        if args.brute_force:
-            m = measure(optimizer("brute-force"), problem, video_rates, args.k)
-            result["video"]["brute-force"] = m
-            rows.append(["video", "2x5", "brute-force", m])
+
+def time_video(args: argparse.Namespace, host, solvers: Sequence[str], result: dict[str, Any], rows: list) -> None:
+    """Time ilp (per solver, and brute force when asked) on the video example."""
+    from dataclasses import replace
+
+    from ipa_ext.config.config import load_config
+    from ipa_ext.problem import Problem
+
+    config = load_config(ROOT / "examples" / "video" / "config.yaml")
+    problem = config.build_problem(host)
+    if args.accuracy_method != problem.settings.accuracy_method:
+        problem = Problem(problem.pipeline, replace(problem.settings, accuracy_method=args.accuracy_method),
+                          problem.objectives)
+    video_rates = rates(args.decisions, 1, 120)
+    for solver in solvers:
+        m = measure(_optimizer(host, "ilp", solver), problem, video_rates, args.k)
+        result["video"][solver] = m
+        rows.append(["video", "2x5", solver, m])
+    if args.brute_force:
+        m = measure(_optimizer(host, "brute-force"), problem, video_rates, args.k)
+        result["video"]["brute-force"] = m
+        rows.append(["video", "2x5", "brute-force", m])
+
+
+def time_grid(args: argparse.Namespace, host, solvers: Sequence[str], result: dict[str, Any], rows: list) -> None:
+    """Time ilp (per solver) on each synthetic pipeline of the stages x variants grid."""
+    from ipa_ext.problem import Problem, Settings
+
+    objectives = [host.registry.create("objective", n) for n in host.registry.names("objective")]
     stage_counts = [int(x) for x in args.stages.split(",") if x]
     variant_counts = [int(x) for x in args.variants.split(",") if x]
     for n_stages in stage_counts:
@@ -167,11 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             problem = Problem(pipe, settings, objectives)
             grid_rates = rates(args.decisions, 5, 100)
             for solver in solvers:
-                m = measure(optimizer("ilp", solver), problem, grid_rates, args.k)
+                m = measure(_optimizer(host, "ilp", solver), problem, grid_rates, args.k)
                 result["grid"].append({"stages": n_stages, "variants": n_variants, "solver": solver, **m})
                 rows.append(["synthetic", f"{n_stages}x{n_variants}", solver, m])
-    result["wall_s"] = time.perf_counter() - started
 
+
+def print_table(rows: list) -> None:
+    """One line per timed problem."""
     headers = ["workload", "size", "solver", "median_ms", "p95_ms", "max_ms", "first_ms", "options", "vars", "infeasible"]
     table = [headers] + [
         [w, size, s, f"{m['median_ms']:.1f}", f"{m['p95_ms']:.1f}", f"{m['max_ms']:.1f}", f"{m['first_ms']:.1f}",
@@ -181,11 +186,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    from ipa_ext.host import load_plugins
+    from ipa_ext.optimize.solvers import available_solvers, choose_solver
+
+    solvers = args.solvers.split(",") if args.solvers else list(available_solvers())
+    solvers = [choose_solver(s) for s in solvers]
+    host = load_plugins()
+    result = new_result(args, solvers)
+    started = time.perf_counter()
+    rows: list = []
+    if not args.no_video:
+        time_video(args, host, solvers, result, rows)
+    time_grid(args, host, solvers, result, rows)
+    result["wall_s"] = time.perf_counter() - started
+    print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({result['wall_s']:.0f} s; {args.decisions} decisions per row; "
           f"{args.accuracy_method} accuracy, {args.allocation_mode} allocation, k={args.k})")
     return 0
+
+
+def _optimizer(host, name: str, solver: str | None = None):
+    return host.registry.create("optimizer", name, {"solver": solver} if solver else {})
 
 
 def _version(module: str) -> str | None:

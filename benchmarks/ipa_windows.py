@@ -126,35 +126,11 @@ def loop_oracle(config, host, workload, energy_opt, base, overrides):
     return summary
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trace", default=str(TRACE))
-    ap.add_argument("--deltas", default="0.003,0.01,0.03,0.1,0.3,1")
-    ap.add_argument("--delta", type=float, help="delta for the grid's energy-aware optimizers "
-                                                "(default: the sweep's best)")
-    ap.add_argument("--out", default=str(RESULTS / "ipa_windows"))
-    args = ap.parse_args()
-
-    from ipa_ext.run.compare import plot, run_grid, write_results
-    from ipa_ext.config.config import load_config
-    from ipa_ext.host import load_plugins
-    from ipa_ext.workloads import resolve
-
-    host = load_plugins()
-    config = load_config(CONFIG)
-    base = exact_base(host)
-    names = host.registry.names("optimizer")
-    energy_opt = "energy-ilp" if "energy-ilp" in names else "brute-force"
-    workloads = [resolve(w, None, CONFIG.parent, trace=args.trace) for w in WINDOWS]
+def target_sweep(config, host, workloads, ipa, deltas, energy_opt, base) -> list[dict]:
+    """2. The energy target per delta: each window's saving against ipa, accuracy and SLO change."""
     weights = dict(config.settings.weights)
-    print(f"base optimizer of the policies: {base}; energy-weighted optimizer: {energy_opt}"
-          + ("" if energy_opt == "energy-ilp" else " (energy-ilp is not registered: the same "
-             "problem solved exhaustively)"))
-
-    # 2. energy target sweep
-    ipa = {w.name: summary_of(config, host, "ipa", w, base, None) for w in workloads}
     sweep = []
-    for delta in [float(x) for x in args.deltas.split(",")]:
+    for delta in deltas:
         over = {"weights": {**weights, "delta": delta}}
         met = 0
         rows = []
@@ -172,6 +148,11 @@ def main() -> int:
                          "ipa_slo_pct": i["slo_violation_pct"], "energy_slo_pct": e["slo_violation_pct"],
                          "meets": ok})
         sweep.append({"delta": delta, "windows_met": met, "rows": rows})
+    return sweep
+
+
+def print_sweep(sweep: list[dict], energy_opt: str) -> dict:
+    """Print the target sweep; returns the best delta's entry."""
     print("\nenergy target: >= 15 % fewer J/request than ipa, accuracy within 2 points, no more SLO "
           "violations, on >= 3 of 4 windows")
     trows = []
@@ -185,8 +166,11 @@ def main() -> int:
     best = max(sweep, key=lambda s: (s["windows_met"], sum(r["reduction_pct"] for r in s["rows"])))
     print(f"best delta {best['delta']:g}: {best['windows_met']} of 4 windows meet the target -> "
           f"{'MET' if best['windows_met'] >= 3 else 'NOT met'}")
+    return best
 
-    # 3. floor
+
+def floor_section(config, host, workloads, ipa, energy_opt) -> list[dict]:
+    """3. The per-second oracle floor per window, printed; returns its rows."""
     floor_rows = []
     for w in workloads:
         f = floor_j_per_request(config, host, w, energy_opt)
@@ -197,8 +181,11 @@ def main() -> int:
     print(table(["window", "ipa J/req", "floor J/req", "most any policy can save %"],
                 [[r["window"], r["ipa_j_per_request"], r["floor_j_per_request"], r["max_saving_pct"]]
                  for r in floor_rows]))
+    return floor_rows
 
-    # 4. loop oracle
+
+def loop_oracle_section(config, host, workloads, ipa, energy_opt, base) -> list[dict]:
+    """4. The loop oracle per window against ipa, printed; returns its rows."""
     loop_rows = []
     least_power = {"weights": {"alpha": 0.0, "beta": 0.0, "gamma": 0.0, "delta": 1.0, "epsilon": 0.0}}
     for w in workloads:
@@ -216,25 +203,61 @@ def main() -> int:
     print(table(["window", "ipa J/req", "oracle J/req", "saving %", "d accuracy", "ipa SLO %", "oracle SLO %"],
                 [[r["window"], r["ipa_j_per_request"], r["oracle_j_per_request"], r["saving_pct"],
                   r["accuracy_diff_points"], r["ipa_slo_pct"], r["oracle_slo_pct"]] for r in loop_rows]))
+    return loop_rows
 
-    # 1. grid
-    delta = args.delta if args.delta is not None else best["delta"]
+
+def grid_section(config, host, workloads, base, delta, out: Path):
+    """1. Every policy on every window (energy-aware optimizers at ``delta``): cells, result files, plots."""
+    from ipa_ext.run.compare import plot, run_grid, write_results
+
+    names = host.registry.names("optimizer")
     policies = list(BASELINES)
     for extra in ("energy-ilp", "q-learning"):
         if extra in names:
             policies.append(extra)
     if "energy-ilp" not in names:
         policies.append("brute-force")
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cells = run_grid(config, host, policies, workloads, out, base=base,
-                     overrides={"weights": {**weights, "delta": delta}})
+                     overrides={"weights": {**dict(config.settings.weights), "delta": delta}})
     meta = {"config": str(CONFIG), "policies": ", ".join(policies), "workloads": ", ".join(WINDOWS),
             "base": base, "delta (energy-aware optimizers)": delta}
     paths = write_results(cells, out, meta)
     pics = plot(cells, out)
     print(f"\ngrid (delta {delta:g} for energy-aware optimizers):")
     print(paths["md"].read_text())
+    return cells, paths, pics
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trace", default=str(TRACE))
+    ap.add_argument("--deltas", default="0.003,0.01,0.03,0.1,0.3,1")
+    ap.add_argument("--delta", type=float, help="delta for the grid's energy-aware optimizers "
+                                                "(default: the sweep's best)")
+    ap.add_argument("--out", default=str(RESULTS / "ipa_windows"))
+    args = ap.parse_args()
+
+    from ipa_ext.config.config import load_config
+    from ipa_ext.host import load_plugins
+    from ipa_ext.workloads import resolve
+
+    host = load_plugins()
+    config = load_config(CONFIG)
+    base = exact_base(host)
+    energy_opt = "energy-ilp" if "energy-ilp" in host.registry.names("optimizer") else "brute-force"
+    workloads = [resolve(w, None, CONFIG.parent, trace=args.trace) for w in WINDOWS]
+    print(f"base optimizer of the policies: {base}; energy-weighted optimizer: {energy_opt}"
+          + ("" if energy_opt == "energy-ilp" else " (energy-ilp is not registered: the same "
+             "problem solved exhaustively)"))
+    ipa = {w.name: summary_of(config, host, "ipa", w, base, None) for w in workloads}
+    sweep = target_sweep(config, host, workloads, ipa, [float(x) for x in args.deltas.split(",")], energy_opt, base)
+    best = print_sweep(sweep, energy_opt)
+    floor_rows = floor_section(config, host, workloads, ipa, energy_opt)
+    loop_rows = loop_oracle_section(config, host, workloads, ipa, energy_opt, base)
+    delta = args.delta if args.delta is not None else best["delta"]
+    out = Path(args.out)
+    cells, paths, pics = grid_section(config, host, workloads, base, delta, out)
     path = write_json("ipa_windows", {
         "base": base, "energy_optimizer": energy_opt, "grid_delta": delta,
         "grid": [c.row() for c in cells], "target_sweep": sweep,

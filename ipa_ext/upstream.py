@@ -275,8 +275,12 @@ def configs_of(frame: Any, stage_names: Sequence[str]) -> list[dict[str, dict[st
 # --------------------------------------------------------------------------- energy
 
 
-class IntervalEnergy:
-    """Per-interval energy for IPA's adaptation log, from ipa-ext's meter.
+class IntervalEnergyRecorder:
+    """Records per-interval energy for IPA's adaptation log, from ipa-ext's meter.
+
+    Not to be confused with :class:`ipa_ext.adapt.interval_energy.IntervalEnergy`, the
+    value ipa-ext's own loop logs: this is a stateful recorder IPA's patched adapter
+    calls once per interval.
 
     ``energy_sources`` is the IPA config's list: source names, or
     ``{name, options}`` mappings, as in ipa-ext's ``energy.sources``. An empty
@@ -304,3 +308,8 @@ class IntervalEnergy:
 
     def close(self) -> None:
         self.meter.close()
+
+
+IntervalEnergy = IntervalEnergyRecorder
+"""The name patches applied before the rename call (``upstream_patches/0002`` now uses
+:class:`IntervalEnergyRecorder`); kept so IPA checkouts patched earlier keep working."""

@@ -1,4 +1,4 @@
-"""Measured energy for the adaptation loop: an :class:`~ipa_ext.adapt.adapter.IntervalMeter` over the energy meter.
+"""Measured energy for the adaptation loop: an :class:`~ipa_ext.adapt.interval_energy.IntervalMeter` over the energy meter.
 
 Each adaptation interval is one window of an :class:`ipa_ext.energy.meter.Meter`.
 Its measured total (root domains only, so overlapping zones are never summed)
@@ -33,7 +33,7 @@ from ..energy.attribution import attribute
 from ..energy.meter import Meter
 from ..energy.select import choose
 from ..energy.source import root_domains
-from .adapter import IntervalEnergy
+from .interval_energy import IntervalEnergy
 
 
 class MeasuredIntervals:

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..adapt.adapter import read_log
+from ..adapt.log import read_log
 from .plotting import MARKERS, MAX_POINTS, envelope, nan, overlay_style, pyplot, series_styles
 from .summary import safe_name
 

@@ -13,13 +13,13 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..adapt.adapter import RunResult, json_safe
+from ..adapt.log import json_safe
+from ..adapt.results import RunResult
 from ..backends import Backend
 from ..problem.carbon import CarbonIntensity
+from ..units import grams_co2
 from ..workloads import Workload
 from .tables import key_values
-
-JOULES_PER_KWH = 3.6e6
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -55,11 +55,6 @@ def summarize(
     how the accuracy objective term is scored, for :func:`summary_lines`.
     """
     r = result
-    times = [s.decision_time_s for s in r.steps if s.decision_time_s is not None]
-    decisions = sum(1 for s in r.steps if s.feasible is not None)
-    energy_j = r.outcomes_energy_j
-    quant = backend.latency_quantiles((0.5, 0.95, 0.99)) or {}
-    viol = r.late + r.dropped
     summary: dict[str, Any] = {
         "config": config_path,
         "backend": backend.name,
@@ -71,6 +66,21 @@ def summarize(
         "seconds": r.seconds,
         "interrupted": r.interrupted,
         "sla_s": sla_s,
+    }
+    summary.update(_service(r, accuracy_scoring))
+    summary["energy"] = _energy(r)
+    summary["carbon_g"] = r.carbon_g if carbon is not None else None
+    summary["carbon_intensity"] = carbon.source if carbon is not None else None
+    summary["latency_s"] = _latency(r, backend)
+    summary.update(_decisions(r))
+    summary["wall_s"] = r.wall_s
+    return summary
+
+
+def _service(r: RunResult, accuracy_scoring: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Requests, SLO violations, accuracy and cores of a run."""
+    viol = r.late + r.dropped
+    return {
         "requests": {
             "arrived": r.arrivals,
             "served": r.served,
@@ -85,26 +95,41 @@ def summarize(
         "accuracy_scoring": dict(accuracy_scoring) if accuracy_scoring is not None else None,
         "core_seconds": r.core_s,
         "mean_cores": r.core_s / r.seconds if r.seconds > 0 else None,
-        "energy": {
-            "total_j": energy_j,
-            "stages_j": dict(r.stage_energy_j) if energy_j is not None else None,
-            "idle_j": r.idle_j,
-            "unattributed_j": r.unattributed_j,
-            "j_per_served_request": energy_j / r.served if energy_j is not None and r.served > 0 else None,
-            "mean_power_w": energy_j / r.seconds if energy_j is not None and r.seconds > 0 else None,
-            "quality": r.energy_quality,
-            "source": r.energy_source,
-        },
-        "carbon_g": r.carbon_g if carbon is not None else None,
-        "carbon_intensity": (carbon.source if carbon is not None else None),
-        "latency_s": {
-            "mean": r.latency_sum_s / r.served if r.served > 0 else None,
-            "p50": quant.get(0.5),
-            "p95": quant.get(0.95),
-            "p99": quant.get(0.99),
-            "max": r.latency_max_s,
-        },
-        "decisions": decisions,
+    }
+
+
+def _energy(r: RunResult) -> dict[str, Any]:
+    """A run's energy in total, per stage and per request, with its quality and source."""
+    energy_j = r.outcomes_energy_j
+    return {
+        "total_j": energy_j,
+        "stages_j": dict(r.stage_energy_j) if energy_j is not None else None,
+        "idle_j": r.idle_j,
+        "unattributed_j": r.unattributed_j,
+        "j_per_served_request": energy_j / r.served if energy_j is not None and r.served > 0 else None,
+        "mean_power_w": energy_j / r.seconds if energy_j is not None and r.seconds > 0 else None,
+        "quality": r.energy_quality,
+        "source": r.energy_source,
+    }
+
+
+def _latency(r: RunResult, backend: Backend) -> dict[str, Any]:
+    """Mean, percentiles (from the backend, when it keeps a distribution) and maximum latency."""
+    quant = backend.latency_quantiles((0.5, 0.95, 0.99)) or {}
+    return {
+        "mean": r.latency_sum_s / r.served if r.served > 0 else None,
+        "p50": quant.get(0.5),
+        "p95": quant.get(0.95),
+        "p99": quant.get(0.99),
+        "max": r.latency_max_s,
+    }
+
+
+def _decisions(r: RunResult) -> dict[str, Any]:
+    """How many decisions, reconfigurations and solves a run made, and how long decisions took."""
+    times = [s.decision_time_s for s in r.steps if s.decision_time_s is not None]
+    return {
+        "decisions": sum(1 for s in r.steps if s.feasible is not None),
         "infeasible_decisions": r.infeasible,
         "first_infeasible_reason": r.first_infeasible_reason,
         "reconfigurations": sum(1 for s in r.steps if s.changed),
@@ -116,9 +141,7 @@ def summarize(
             "mean": sum(times) / len(times) if times else None,
             "max": max(times) if times else None,
         },
-        "wall_s": r.wall_s,
     }
-    return summary
 
 
 def safe_name(name: str) -> str:
@@ -127,9 +150,8 @@ def safe_name(name: str) -> str:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (NaN and infinities as null)."""
     path.write_text(json.dumps(json_safe(obj), indent=2) + "\n", encoding="utf-8")
-
-
 
 
 def predicted_per_second(result: RunResult, n: int) -> list[float | None]:
@@ -195,7 +217,7 @@ def write_seconds_csv(path: Path, backend: Backend, result: RunResult,
             ]
             row += [g % x for x in stage_e]
             if carbon is not None:
-                row.append(g % (e * carbon.at(t0 + i) / JOULES_PER_KWH))
+                row.append(g % grams_co2(e, carbon.at(t0 + i)))
             row.append(cfg)
             lines.append(",".join(row))
             if len(lines) >= 10000:
@@ -291,4 +313,5 @@ def _ms(v: float | None) -> float | None:
 
 
 def summary_table(s: Mapping[str, Any]) -> str:
+    """The summary as the text table the commands print."""
     return key_values(summary_lines(s))

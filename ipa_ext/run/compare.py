@@ -61,6 +61,7 @@ class Cell:
     """``decisions`` (the same configuration in every interval) or ``figures`` (same results only)."""
 
     def row(self) -> dict[str, Any]:
+        """The cell's row of the results table."""
         s = self.summary
         e = s["energy"]
         dt = s["decision_time_s"]
@@ -313,4 +314,5 @@ def plot(cells: Sequence[Cell], out: Path) -> list[Path] | str:
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:
+    """Read a grid's ``results.json`` back (its rows)."""
     return json.loads(Path(path).read_text())["results"]

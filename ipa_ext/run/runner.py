@@ -22,7 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..adapt.adapter import AdaptationLog, Adapter, AdapterSettings, IntervalMeter, RunResult
+from ..adapt.adapter import Adapter
+from ..adapt.interval_energy import IntervalMeter
+from ..adapt.log import AdaptationLog
+from ..adapt.results import AdapterSettings, RunResult
 from ..backends import Backend, RunContext
 from ..config.config import ComponentSpec, Config, parse_policy  # noqa: F401  (parse_policy: re-exported)
 from ..adapt.forecast import Forecaster
@@ -81,6 +84,7 @@ class Prepared:
         return make_optimizer(self.host, self.config, self.optimizer_spec, base=self.base)[0]
 
     def new_backend(self) -> Backend:
+        """A fresh backend of the configured kind with its options."""
         return self.host.registry.create(
             "backend", self.backend_spec.name, self.backend_spec.options, where=self.backend_spec.where,
             path=self.config.path,
@@ -161,6 +165,7 @@ def build_forecaster(host: PluginHost, config: Config) -> tuple[Forecaster, floa
 
 
 def adapter_settings(config: Config, monitoring_duration_s: float) -> AdapterSettings:
+    """The loop's settings from the config's ``adaptation`` section."""
     a = _section(config, "adaptation", ADAPTATION_KEYS)
     memo = a.get("memoize", True)
     if not isinstance(memo, bool):

@@ -37,6 +37,8 @@ def _number(name: str, value: Any, *, positive: bool = False) -> float:
 
 
 class SimulationBackend(Backend):
+    """Replays the workload through a :class:`PipelineSimulator` on a simulated clock."""
+
     name = "simulation"
     live = False
 
@@ -110,7 +112,7 @@ class SimulationBackend(Backend):
             return dict(zip(names, values))
 
         served = tot.served
-        has_power = all(m.has_power for m in sim._models.values())
+        has_power = all(m.has_power for m in sim.models)
         return IntervalOutcome(
             start_s=float(start),
             end_s=float(end),

@@ -149,7 +149,7 @@ def test_handles_only_registered_non_ipa_methods():
 
 
 def test_interval_energy_records_each_interval_with_quality():
-    e = upstream.IntervalEnergy(["estimate"])
+    e = upstream.IntervalEnergyRecorder(["estimate"])
     try:
         time.sleep(0.05)
         first = e.record()
@@ -165,8 +165,17 @@ def test_interval_energy_records_each_interval_with_quality():
                                         ([{"options": {}}], "energy_sources[0].name")])
 def test_interval_energy_bad_sources(bad, needle):
     with pytest.raises(Exception) as exc:
-        upstream.IntervalEnergy(bad)
+        upstream.IntervalEnergyRecorder(bad)
     assert needle in str(exc.value)
+
+
+def test_interval_energy_old_name_still_works():
+    """Patch 0002 as applied before the rename calls ``IntervalEnergy``."""
+    e = upstream.IntervalEnergy(["estimate"])
+    try:
+        assert isinstance(e, upstream.IntervalEnergyRecorder) and e.record()["quality"] == "estimated"
+    finally:
+        e.close()
 
 
 # --------------------------------------------------------------------------- patches
