@@ -10,9 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-import yaml
-
 from ..errors import InputError, ProfileError
+from .yamlsafe import read_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model import Pipeline
@@ -121,7 +120,7 @@ def with_models(pipeline: Pipeline, source: str | Path | Mapping[str, Any],
         path = None
     else:
         path = Path(source)
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # the loader has read and checked it
+        data = read_file(path)  # the same bounded reading as the pipeline loader's
     models = parse_model_refs(data, path=path, base_dir=Path(base_dir) if base_dir is not None else None)
     return replace(pipeline, models=models) if models else pipeline
 

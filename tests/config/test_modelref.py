@@ -135,3 +135,12 @@ def test_loading_and_optimizing_never_imports_onnx(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
+
+
+def test_model_references_are_read_with_the_pipeline_loaders_rules(tmp_path):
+    """Found by the fuzz suite: an invalid ``!!timestamp`` (month 13) crashed the model-reference
+    reader (exit 70) after the pipeline loader had accepted it as text."""
+    pp, cp = write(tmp_path, PIPELINE.replace("name: tiny", "name: !!timestamp 2001-13-45"))
+    pipe = load_pipeline(pp, cp)
+    assert pipe.name == "2001-13-45"
+    assert pipe.models[("det", "small")].source == "yolov5n"
