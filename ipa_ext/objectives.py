@@ -51,6 +51,16 @@ class Objective(ABC):
         """
         return True
 
+    def is_product(self, problem: Problem) -> bool:
+        """True when ``combine(values) == math.prod(values)`` for every configuration.
+
+        The exact MILP optimizers model one such term exactly (a McCormick chain over the
+        stages' ``stage_value`` factors), e.g. accuracy with ``accuracy_method: multiply``.
+        A term neither additive nor a product can only be scored by enumeration (brute-force,
+        q-learning). Default: False.
+        """
+        return False
+
     def coefficient(self, problem: Problem, option: Option, rate_rps: float) -> float:
         """Linear coefficient of choosing ``option`` (only meaningful when additive)."""
         return self.stage_value(problem, option, rate_rps)

@@ -43,6 +43,9 @@ class AccuracyObjective(Objective):
     def is_additive(self, problem: Problem) -> bool:
         return problem.settings.accuracy_method != "multiply"
 
+    def is_product(self, problem: Problem) -> bool:
+        return problem.settings.accuracy_method == "multiply"
+
     def coefficient(self, problem: Problem, option: Option, rate_rps: float) -> float:
         if problem.settings.accuracy_method == "average":
             return option.accuracy / len(problem.pipeline.stages)
