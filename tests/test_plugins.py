@@ -48,7 +48,7 @@ def test_builtins_load_through_entry_points(host):
         assert recs[name].origin == "builtin"
         assert recs[name].module == module
     assert "brute-force" in host.registry.names("optimizer")
-    assert host.registry.names("objective")[:5] == ["accuracy", "cost", "batch", "energy", "carbon"]
+    assert host.registry.names("objective")[:5] == ["accuracy", "cost", "batch", "power", "carbon"]
 
 
 def test_builtin_table_matches_pyproject_entry_points():

@@ -153,6 +153,12 @@ class Problem:
         # power term's check scans every profile row, so it is worth keeping)
         return tuple(o for o in self.objectives if o.unavailable_reason(self) is None)
 
+    @cached_property
+    def term_aliases(self) -> Mapping[str, str]:
+        """Former term names (objectives' ``aliases``) to the current ones, except names in use."""
+        names = {o.name for o in self.objectives}
+        return {a: o.name for o in self.objectives for a in o.aliases if a not in names}
+
     score = scoring.score
     objective_value = scoring.objective_value
     power_w = scoring.power_w

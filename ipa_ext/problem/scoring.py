@@ -17,6 +17,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from .problem import Problem
 
 
+class Terms(dict):
+    """Objective terms by name (a plain ``dict`` of the canonical names) that also answers to
+    the terms' former names (:attr:`~ipa_ext.objectives.Objective.aliases`): ``terms["energy"]``
+    is ``terms["power"]``."""
+
+    __slots__ = ("aliases",)
+
+    def __init__(self, values: dict[str, float], aliases: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.aliases = aliases
+
+    def __missing__(self, key: str) -> float:
+        name = self.aliases.get(key)
+        if name is None or name not in self:
+            raise KeyError(key)
+        return self[name]
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or dict.__contains__(self, self.aliases.get(key))  # type: ignore[arg-type]
+
+    def get(self, key: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        return self[key] if key in self else default
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """A configuration scored at a rate: objective terms, latency and violations."""
@@ -40,7 +64,8 @@ class Evaluation:
 
     @property
     def power_w(self) -> float | None:
-        return self.terms.get("energy")
+        """The power term in watts (None when the profiles have no power fields)."""
+        return self.terms.get("power")
 
     def stage_rows(self) -> list[dict[str, object]]:
         """Per-stage facts for reports: configuration, latency and capacity."""
@@ -69,6 +94,9 @@ def score(problem: Problem, options: Sequence[Option], rate_rps: float) -> tuple
         w = problem.settings.weight(obj.weight)
         weighted[obj.name] = w * value
         total += obj.sense * w * value
+    aliases = problem.term_aliases
+    if aliases:
+        return Terms(terms, aliases), Terms(weighted, aliases), total
     return terms, weighted, total
 
 
