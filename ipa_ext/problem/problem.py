@@ -159,6 +159,12 @@ class Problem:
         names = {o.name for o in self.objectives}
         return {a: o.name for o in self.objectives for a in o.aliases if a not in names}
 
+    def term_map(self, values: dict[str, float]) -> dict[str, float]:
+        """Terms by objective name that also answer to the objectives' former names (a plain
+        dict when no objective has one); for optimizers that score configurations themselves."""
+        aliases = self.term_aliases
+        return scoring.Terms(values, aliases) if aliases else values
+
     score = scoring.score
     objective_value = scoring.objective_value
     power_w = scoring.power_w

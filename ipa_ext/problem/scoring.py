@@ -94,10 +94,7 @@ def score(problem: Problem, options: Sequence[Option], rate_rps: float) -> tuple
         w = problem.settings.weight(obj.weight)
         weighted[obj.name] = w * value
         total += obj.sense * w * value
-    aliases = problem.term_aliases
-    if aliases:
-        return Terms(terms, aliases), Terms(weighted, aliases), total
-    return terms, weighted, total
+    return problem.term_map(terms), problem.term_map(weighted), total
 
 
 def objective_value(problem: Problem, options: Sequence[Option], rate_rps: float) -> float:
