@@ -28,13 +28,16 @@ class Objective(ABC):
 
     Subclasses set ``name`` (the term's name in output), ``weight`` (the config
     weight that scales it, e.g. ``"alpha"``), ``sense`` (+1 maximise, -1
-    minimise) and ``unit``.
+    minimise), ``unit`` and, for a renamed term, ``aliases``.
     """
 
     name: str = ""
     weight: str = ""
     sense: int = -1
     unit: str = ""
+    aliases: tuple[str, ...] = ()
+    """Former names of the term: looking a term up by one of them (``evaluation.terms[alias]``)
+    finds it; output names it ``name`` only."""
 
     @abstractmethod
     def stage_value(self, problem: Problem, option: Option, rate_rps: float) -> float:
@@ -51,6 +54,16 @@ class Objective(ABC):
         """
         return True
 
+    def is_product(self, problem: Problem) -> bool:
+        """True when ``combine(values) == math.prod(values)`` for every configuration.
+
+        The exact MILP optimizers model one such term exactly (a McCormick chain over the
+        stages' ``stage_value`` factors), e.g. accuracy with ``accuracy_method: multiply``.
+        A term neither additive nor a product can only be scored by enumeration (brute-force,
+        q-learning). Default: False.
+        """
+        return False
+
     def coefficient(self, problem: Problem, option: Option, rate_rps: float) -> float:
         """Linear coefficient of choosing ``option`` (only meaningful when additive)."""
         return self.stage_value(problem, option, rate_rps)
@@ -58,6 +71,6 @@ class Objective(ABC):
     def unavailable_reason(self, problem: Problem) -> str | None:
         """Why the term cannot be evaluated for this problem (None when it can).
 
-        For example the energy objective needs power fields in the profiles.
+        For example the power objective needs power fields in the profiles.
         """
         return None

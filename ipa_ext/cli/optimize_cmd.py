@@ -212,7 +212,7 @@ def _print_candidate(problem: Problem, decision: Decision, ev: Evaluation) -> No
         sign = "+" if obj.sense > 0 else "-"
         unit = f" {obj.unit}" if obj.unit else ""
         label = f"{obj.name} {ev.terms[obj.name]:.4g}{unit}"
-        if obj.name in ("energy", "carbon"):
+        if obj.name in ("power", "carbon"):
             label += " (estimated from profiles)"
         parts.append(f"{sign} {obj.weight} {w:g} x {label}")
     print(f"objective {ev.objective:.6g} = " + " ".join(parts).lstrip("+ "))

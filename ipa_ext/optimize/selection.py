@@ -1,70 +1,7 @@
-"""The multiple-choice selection MILP behind the ILP optimizers, modelled with PuLP.
+"""The multiple-choice selection MILP behind the ILP optimizers (PuLP): the model, its exact
+product term, dominance pruning and the k best by no-good cuts or enumeration.
 
-Each stage ``s`` chooses exactly one of its options: binaries ``x[s,o]`` with
-``sum_o x[s,o] = 1``. Constraints: ``sum latency*x <= latency bound`` and,
-optionally, ``sum power*x <= power bound``. The objective, maximised, is
-``sum coefficient*x`` plus, optionally, ``weight * prod_s factor_s`` where
-``factor_s`` is the factor of stage ``s``'s chosen option (IPA's accuracy with
-``accuracy_method: multiply``).
-
-**The product, exactly.** Group a stage's options by their distinct factor
-values ``g``; ``w[s,g] = sum of x[s,o] with factor g`` is 0 or 1. Let ``P_1``
-be the first stage's factor, ``sum_g g*w[1,g]``, and for later stages
-``P_s = sum_g g*u[s,g]`` with continuous ``u[s,g] = P_(s-1) * w[s,g]``. With
-bounds ``L <= P_(s-1) <= U`` (interval products of the stages' factor ranges)
-the four McCormick inequalities::
-
-    u <= U*w      u >= L*w      u <= P - L*(1-w)      u >= P - U*(1-w)
-
-force ``u = P`` when ``w = 1`` and ``u = 0`` when ``w = 0``. Because ``w`` is
-binary at every integer solution, the envelope is the product itself, not a
-relaxation, so ``P_S`` equals the product of the chosen factors at every
-integer point: the MILP's optimum is the true optimum. The valid equality
-``sum_g u[s,g] = P_(s-1)`` tightens the LP relaxation. It works for factors
-of any sign. Size: one continuous variable and four rows per distinct factor
-value of every stage after the first, plus one row per stage (at most 72
-variables for 9 stages x 9 variants), so there is no combinatorial limit. The cost is a weak LP
-relaxation (it bounds the product by about the smallest stage factor), so
-the solver branches more than for a linear objective; see the README for
-measured times. Numerical guards keep it exact: each stage's factors are
-divided by their largest magnitude (so every bound is within [-1, 1]; the
-weight takes the divisors' product); binaries must be within 1e-9 of 0 or 1
-(at the solvers' default 1e-6 the continuous ``u`` could gain about 1e-6 of
-the objective); and the objective is scaled (see :func:`_objective_scale`).
-Factors that span many orders of magnitude would still meet the solvers'
-tolerances (a product term of 1e-8 of the largest is below them), so when some
-stage's smallest non-zero |factor| is less than :data:`CONDITION_LIMIT` times its
-largest, the product is not given to the solver at all: the k
-best are found by exact enumeration of the (pruned) option combinations, up to
-:data:`ENUMERATION_LIMIT` of them, and beyond that a
-:class:`~ipa_ext.errors.SolverError` says why. If the chain model ever makes a
-feasible model look infeasible, a :class:`~ipa_ext.errors.SolverError` says so
-rather than a wrong "infeasible".
-
-**k best, two ways.** *MILP*: solve, record the solution, add the no-good cut
-``sum over stages of x[s, chosen_s] <= S - 1`` and solve again, until ``k``
-accepted solutions or infeasibility: one solve per candidate. A solution the
-caller's exact feasibility test rejects (the solver's tolerances admit
-constraint violations of about 1e-7) is cut off the same way and not counted.
-*Enumeration* (:mod:`ipa_ext.optimize.enumeration`): drop the options that fit in no
-feasible combination, compute every remaining combination's latency, power and
-value with numpy and keep the k best by a partial sort; it costs about as much
-as :data:`COMBINATIONS_PER_SOLVE` combinations per MILP solve, whatever k is,
-and it stops at the feasible combinations, so a huge k costs no more than
-listing them all. It is used when ``k >= ENUMERATION_MIN_K`` and the
-combinations number at most ``k * COMBINATIONS_PER_SOLVE`` (and
-:data:`ENUMERATION_LIMIT`). Below :data:`ENUMERATION_MIN_K` the MILP path runs
-unchanged, so small-k lists (the solver's order among exact ties included) stay
-as they were. Both are exact; among configurations of exactly equal value the
-enumeration keeps enumeration order (as brute force does), the MILP the
-solver's order.
-
-**Pruning.** An option that is dominated within its stage by at least ``k``
-others (no larger coefficient is worse, no smaller latency or power, no better
-factor) appears in none of the k best value classes: each configuration using
-it is matched by ``k`` distinct configurations, at least as good and feasible,
-that swap it for an undominated dominator. Dropping such options keeps the
-model small (for ``k = 1``, only each stage's Pareto front remains).
+The design and the exactness argument are in docs/optimizers.md ("The selection MILP").
 """
 
 from __future__ import annotations

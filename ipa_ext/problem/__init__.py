@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
-from .problem import Evaluation, Option, Problem, Settings, queue_delay_s, replicas_needed, within
+from .options import Option, queue_delay_s, replicas_needed
+from .problem import Problem
+from .scoring import Evaluation
+from .settings import Settings, within
 
 __all__ = ["Evaluation", "Option", "Problem", "Settings", "queue_delay_s", "replicas_needed", "within"]

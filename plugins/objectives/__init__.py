@@ -1,1 +1,1 @@
-"""Built-in objectives: accuracy, cost, batch, energy and carbon."""
+"""Built-in objectives: accuracy, cost, batch, power (alias energy) and carbon."""

@@ -1,15 +1,5 @@
-"""Built-in objective terms: accuracy, cost, batch, energy and carbon.
-
-=========  ======  =====  =========================================================
-name       weight  sense  stage value
-=========  ======  =====  =========================================================
-accuracy   alpha   max    normalised or raw (percent/100) accuracy; sum/average/multiply
-cost       beta    min    CPU cores: cpu per replica x replicas
-batch      gamma   min    batch size
-energy     delta   min    watts at the rate: replicas*idle_w + rate*energy_j_per_request
-carbon     epsilon min    grams CO2 per second: watts x intensity (g/kWh) / 3.6e6
-=========  ======  =====  =========================================================
-"""
+"""Built-in objective terms: accuracy (alpha), cost (beta), batch (gamma), power (delta; its
+former name ``energy`` is an alias) and carbon (epsilon); the table is in docs/optimizers.md."""
 
 from __future__ import annotations
 
@@ -18,12 +8,13 @@ from typing import Sequence
 
 from ipa_ext import hookimpl
 from ipa_ext.objectives import Objective
-from ipa_ext.problem.problem import Option, Problem
-
-JOULES_PER_KWH = 3.6e6
+from ipa_ext.problem import Option, Problem
+from ipa_ext.units import JOULES_PER_KWH
 
 
 class AccuracyObjective(Objective):
+    """IPA's accuracy: normalised or raw (percent/100) per stage; sum, average or product."""
+
     name = "accuracy"
     weight = "alpha"
     sense = +1
@@ -43,6 +34,9 @@ class AccuracyObjective(Objective):
     def is_additive(self, problem: Problem) -> bool:
         return problem.settings.accuracy_method != "multiply"
 
+    def is_product(self, problem: Problem) -> bool:
+        return problem.settings.accuracy_method == "multiply"
+
     def coefficient(self, problem: Problem, option: Option, rate_rps: float) -> float:
         if problem.settings.accuracy_method == "average":
             return option.accuracy / len(problem.pipeline.stages)
@@ -50,6 +44,8 @@ class AccuracyObjective(Objective):
 
 
 class CostObjective(Objective):
+    """CPU cores: cpu per replica x replicas."""
+
     name = "cost"
     weight = "beta"
     sense = -1
@@ -60,6 +56,8 @@ class CostObjective(Objective):
 
 
 class BatchObjective(Objective):
+    """The batch size."""
+
     name = "batch"
     weight = "gamma"
     sense = -1
@@ -69,8 +67,11 @@ class BatchObjective(Objective):
         return float(option.batch)
 
 
-class EnergyObjective(Objective):
-    name = "energy"
+class PowerObjective(Objective):
+    """Power in watts at the rate: ``replicas*idle_w + rate*energy_j_per_request``."""
+
+    name = "power"
+    aliases = ("energy",)
     weight = "delta"
     sense = -1
     unit = "W"
@@ -94,8 +95,15 @@ class EnergyObjective(Objective):
         return None
 
 
-class CarbonObjective(EnergyObjective):
+EnergyObjective = PowerObjective
+"""The former name of :class:`PowerObjective` (the term was called ``energy``; it is watts)."""
+
+
+class CarbonObjective(PowerObjective):
+    """Grams of CO2 per second: watts x intensity (g/kWh) / 3.6e6 J/kWh."""
+
     name = "carbon"
+    aliases = ()
     weight = "epsilon"
     sense = -1
     unit = "gCO2/s"
@@ -116,5 +124,5 @@ def register_objectives(register) -> None:
     register("accuracy", AccuracyObjective)
     register("cost", CostObjective)
     register("batch", BatchObjective)
-    register("energy", EnergyObjective)
+    register("power", PowerObjective)
     register("carbon", CarbonObjective)

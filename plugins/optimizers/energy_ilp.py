@@ -1,18 +1,7 @@
-"""The ``energy-ilp`` optimizer: ``ilp`` plus power and carbon terms and an optional power cap.
+"""The ``energy-ilp`` optimizer: IPA's objective plus power and carbon terms and an optional power cap.
 
-It maximises ``alpha*accuracy - beta*cores - gamma*batch - delta*power_w
-- epsilon*carbon_g_per_s``. A stage's power at rate λ is
-``replicas*idle_w + λ*energy_j_per_request`` of its chosen (variant, cpu,
-batch), a constant per option for a fixed λ, so the model stays the linear
-selection of :mod:`ipa_ext_plugins.optimizers.ilp`; ``power_cap_w`` adds one row
-``sum power <= cap``. Carbon is power times the intensity (g/kWh / 3.6e6):
-a constant, or the value of the config's carbon trace the caller set for the
-decision.
-
-``delta``, ``epsilon`` and ``power_cap_w`` come from the problem (config keys
-``weights.delta``, ``weights.epsilon``, ``power_cap_w``); the optimizer
-options of the same names, and ``carbon_intensity_g_per_kwh``, override them.
-It also takes every ``ilp`` option.
+It solves the core's selection MILP (:mod:`ipa_ext.optimize.milp`) with the problem's ``delta``,
+``epsilon`` and ``power_cap_w``, which its options of the same names override (docs/optimizers.md).
 """
 
 from __future__ import annotations
@@ -22,8 +11,8 @@ from typing import Any
 from ipa_ext import hookimpl
 from ipa_ext.config.numeric import option
 from ipa_ext.errors import ConfigError
-from ipa_ext.problem.problem import Problem
-from ipa_ext_plugins.optimizers.ilp import IlpOptimizer
+from ipa_ext.optimize.milp import SelectionOptimizer
+from ipa_ext.problem import Problem
 
 
 def _number(name: str, value: Any, *, positive: bool = False) -> float | None:
@@ -39,7 +28,7 @@ ENERGY_BLIND_NOTE = (
 )
 
 
-class EnergyIlpOptimizer(IlpOptimizer):
+class EnergyIlpOptimizer(SelectionOptimizer):
     """IPA's problem plus energy and carbon terms and a power cap, as an exact MILP."""
 
     name = "energy-ilp"

@@ -27,7 +27,7 @@ from ipa_ext.config.numeric import option
 from ipa_ext.model import Configuration
 from ipa_ext.optimizers import Optimizer
 from ipa_ext.problem.mix import StageMix
-from ipa_ext.problem.problem import Evaluation, Option, Problem, replicas_needed, within
+from ipa_ext.problem import Evaluation, Option, Problem, replicas_needed, within
 
 
 class InfAdapterPolicy(Optimizer):
@@ -133,8 +133,8 @@ class InfAdapterPolicy(Optimizer):
             rate_rps=rate,
             options=(main,),
             sla_s=problem.sla_s,
-            terms=terms,
-            weighted=weighted,
+            terms=problem.term_map(terms),
+            weighted=problem.term_map(weighted),
             objective=total,
             violations=tuple(violations),
         )

@@ -18,7 +18,7 @@ def test_optimize_prints_configuration_terms_latency_and_throughput():
     out = proc.stdout
     for needle in ("crop", "classification", "variant", "replicas", "latency", "<= SLA",
                    ">= rate 20 rps", "objective", "alpha 2 x accuracy", "beta 1 x cost",
-                   "energy", "estimated"):
+                   "power", "estimated"):
         assert needle in out, needle
 
 
@@ -47,8 +47,8 @@ def test_delta_changes_the_decision():
                                "--delta", "1").stdout)
     assert base["optimizer"] == "ilp" and heavy["optimizer"] == "energy-ilp"
     assert heavy["weights"]["delta"] == 1
-    assert heavy["terms"]["energy"] <= base["terms"]["energy"]
-    assert heavy["weighted_terms"]["energy"] == pytest.approx(heavy["terms"]["energy"])
+    assert heavy["terms"]["power"] <= base["terms"]["power"]
+    assert heavy["weighted_terms"]["power"] == pytest.approx(heavy["terms"]["power"])
 
 
 def test_validate_summarises(tmp_path):

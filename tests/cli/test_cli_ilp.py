@@ -38,23 +38,23 @@ def test_energy_ilp_shows_power_next_to_ipa_terms():
     power = [l for l in out.splitlines() if l.startswith("power ")]
     assert len(power) == 1 and power[0].endswith("W (estimated from profiles)")
     objective = [l for l in out.splitlines() if l.startswith("objective ")][0]
-    for term in ("alpha 2 x accuracy", "beta 1 x cost", "gamma 1e-06 x batch", "delta 0.05 x energy"):
+    for term in ("alpha 2 x accuracy", "beta 1 x cost", "gamma 1e-06 x batch", "delta 0.05 x power"):
         assert term in objective, (term, objective)
     watts = float(power[0].split()[1])
-    assert f"energy {watts:.4g} W" in objective
+    assert f"power {watts:.4g} W" in objective
 
 
 def test_ilp_says_it_ignores_delta_and_scores_without_it():
     proc = run_cli("optimize", CONFIG, "--rate", "30", "--delta", "0.5", "--power-cap", "30")
     assert proc.returncode == 0, proc.stderr
     assert "note: ilp optimizes IPA's objective and ignores delta 0.5, power_cap_w 30; use energy-ilp" in proc.stdout
-    assert "delta 0 x energy" in proc.stdout and "<= power_cap_w" not in proc.stdout
+    assert "delta 0 x power" in proc.stdout and "<= power_cap_w" not in proc.stdout
     d = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--delta", "0.5", "--json").stdout)
-    assert d["weights"]["delta"] == 0 and d["weighted_terms"]["energy"] == 0
+    assert d["weights"]["delta"] == 0 and d["weighted_terms"]["power"] == 0
     assert d["info"]["notes"][0].startswith("ilp optimizes IPA's objective")
     e = json.loads(run_cli("optimize", CONFIG, "--rate", "30", "--delta", "0.5", "--power-cap", "33",
                            "--optimizer", "energy-ilp", "--json").stdout)
-    assert e["weights"]["delta"] == 0.5 and e["terms"]["energy"] <= 33 < d["terms"]["energy"]
+    assert e["weights"]["delta"] == 0.5 and e["terms"]["power"] <= 33 < d["terms"]["power"]
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -151,7 +151,7 @@ def test_carbon_from_a_trace_at_a_time(tmp_path):
                  f"optimizer: energy-ilp\ncarbon: {{trace: {trace}}}\nweights: {{alpha: 2, beta: 1, epsilon: 1000}}\n")
     for at, intensity in (("10", 100), ("4000", 700)):
         d = json.loads(run_cli("optimize", str(c), "--rate", "20", "--at", at, "--json").stdout)
-        assert d["terms"]["carbon"] == pytest.approx(d["terms"]["energy"] * intensity / 3.6e6)
+        assert d["terms"]["carbon"] == pytest.approx(d["terms"]["power"] * intensity / 3.6e6)
         assert d["weighted_terms"]["carbon"] == pytest.approx(1000 * d["terms"]["carbon"])
     text = run_cli("optimize", str(c), "--rate", "20", "--at", "4000").stdout
     assert "gCO2/s" in [l for l in text.splitlines() if l.startswith("power ")][0]
@@ -165,7 +165,7 @@ def test_optimize_takes_optimizer_options_on_the_command_line():
     heavy = json.loads(proc.stdout)
     # The option reached the optimizer: it scores power with delta 0.5 and draws less of it.
     assert plain["weights"]["delta"] == 0 and heavy["weights"]["delta"] == 0.5
-    assert heavy["terms"]["energy"] < plain["terms"]["energy"]
+    assert heavy["terms"]["power"] < plain["terms"]["power"]
     assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "30", "--optimizer", "ilp:solver=nope"),
                           "--optimizer", "solver must be one of")
     assert_one_line_error(run_cli("optimize", CONFIG, "--rate", "30", "--optimizer", "ilp:solver"),
@@ -179,7 +179,7 @@ def test_flags_override_the_config_optimizers_options_of_the_same_name(tmp_path)
     proc = run_cli("optimize", str(cfg), "--rate", "30", "--delta", "0.1", "--power-cap", "100", "--json")
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
-    assert d["weights"]["delta"] == 0.1 and d["terms"]["energy"] <= 100
+    assert d["weights"]["delta"] == 0.1 and d["terms"]["power"] <= 100
     # the same option in --optimizer and in its flag must agree
     assert_one_line_error(run_cli("optimize", str(cfg), "--rate", "30", "--optimizer", "energy-ilp:delta=0.2",
                                   "--delta", "0.1"), "--optimizer: delta is 0.2 here and 0.1 in its own flag")

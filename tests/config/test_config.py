@@ -78,7 +78,7 @@ def test_energy_weight_needs_power_fields(tmp_path, host):
                     "  - {stage: s, variant: v, cpu: 1, batch: 1, latency_s: 0.1, throughput_rps: 10}\n")
     c = tmp_path / "c.yaml"
     c.write_text(f"pipeline: {pipe}\nweights: {{delta: 1}}\n")
-    with pytest.raises(ConfigError, match=r"weights.delta: energy objective: 1 profile row\(s\) lack power_w"):
+    with pytest.raises(ConfigError, match=r"weights.delta: power objective: 1 profile row\(s\) lack power_w"):
         load_config(c).build_problem(host)
 
 

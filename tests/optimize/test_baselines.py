@@ -161,6 +161,13 @@ def single(**kw):
     return make_problem(SINGLE, sla_s=1.0, allocation_mode="variable", threshold=0, **kw)
 
 
+def test_infadapter_terms_answer_to_the_power_alias(host):
+    """infadapter scores its mixes itself; its terms name the watts term power and answer to energy."""
+    d = policy(host, "infadapter").optimize(single(), 12.0)
+    assert d.feasible and "power" in dict(d.best.terms) and "energy" not in dict(d.best.terms)
+    assert d.best.terms["energy"] == d.best.terms["power"] == d.best.power_w > 0
+
+
 def brute_mix_optimum(problem, rate, max_variants=2):
     """Independent search: every set of variants and replica counts; load most accurate first."""
     acc = problem.stage_accuracies[0]

@@ -331,3 +331,65 @@ def test_a_non_additive_plugin_objective_is_refused_by_name(video_problem):
     for solver in SOLVERS:
         with pytest.raises(ConfigError, match="weights.zeta: objective 'bottleneck' is not additive"):
             ilp(solver).optimize(p, 20)
+
+
+
+def _inverse_batch_product(declared: bool):
+    """A third-party objective (not a built-in class): the product over stages of 1/batch,
+    maximised with weight ``zeta``; ``declared`` says whether it declares itself a product term."""
+    import math
+
+    from ipa_ext.objectives import Objective
+
+    class InverseBatchProduct(Objective):
+        name = "inverse_batch_product"
+        weight = "zeta"
+        sense = +1
+
+        def stage_value(self, problem, option, rate_rps):
+            return 1.0 / option.batch
+
+        def combine(self, problem, values):
+            return float(math.prod(values))
+
+        def is_additive(self, problem):
+            return False
+
+        def is_product(self, problem):
+            return declared
+
+    return InverseBatchProduct()
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@settings(max_examples=15, deadline=None)
+@given(pipe=pipelines(power=False), rate=st.floats(0.5, 30), zeta=st.floats(0.5, 20), k=st.integers(1, 3))
+def test_a_plugin_objective_declaring_a_product_is_modelled_exactly(solver, pipe, rate, zeta, k):
+    """ilp takes "product term" from the objective's own declaration, not from a built-in class:
+    a third-party product objective reaches brute force's optimum."""
+    from ipa_ext.problem import Problem, Settings
+    from support.problems import objectives
+
+    p = Problem(pipe, Settings(allocation_mode="variable", sla_factor=2, scaling_cap=12,
+                               weights={"alpha": 0.0, "beta": 0.3, "gamma": 0.0, "zeta": zeta}),
+                [*objectives(), _inverse_batch_product(True)])
+    assert_same_values(ilp(solver).optimize(p, rate, None, k), brute(p, rate, k))
+
+
+def test_an_objective_neither_additive_nor_a_product_is_refused():
+    from ipa_ext.problem import Problem, Settings
+    from support.problems import objectives
+
+    pipe = make_pipeline(ONE_STAGE)
+    p = Problem(pipe, Settings(weights={"zeta": 1.0}), [*objectives(), _inverse_batch_product(False)])
+    with pytest.raises(ConfigError, match=r"weights.zeta: objective 'inverse_batch_product' is not additive"):
+        ilp(SOLVERS[0]).optimize(p, 10.0)
+
+
+def test_ilp_and_energy_ilp_share_the_core_model_and_not_each_other():
+    from ipa_ext.optimize.milp import SelectionOptimizer
+    from ipa_ext_plugins.optimizers.energy_ilp import EnergyIlpOptimizer
+    from ipa_ext_plugins.optimizers.ilp import IlpOptimizer
+
+    assert issubclass(IlpOptimizer, SelectionOptimizer) and issubclass(EnergyIlpOptimizer, SelectionOptimizer)
+    assert not issubclass(EnergyIlpOptimizer, IlpOptimizer)

@@ -67,7 +67,7 @@ def test_update_rule_on_a_two_state_mdp_matches_hand_computed_values():
     # A --1--> B (reward 2), B --2--> A (reward -1); one action each, so no randomness.
     toy = Toy({A: {1: B}, B: {2: A}}, {A: -1.0, B: 2.0})
     table = QTable(n_actions=3)
-    params = LearningParams(alpha_q=0.1, gamma_q=0.9, epsilon=0.0, epsilon_min=0.0, max_steps=3)
+    params = LearningParams(alpha_q=0.1, gamma_q=0.9, epsilon=0.0, epsilon_min=0.0, max_steps=3, stay_ends_episode=True)
     train(table, toy, 1, params, random.Random(0), lambda i: A)
     # step 1: Q(A,1) = 0 + 0.1*(2 + 0.9*0 - 0)                  = 0.2
     # step 2: Q(B,2) = 0 + 0.1*(-1 + 0.9*Q(A,1)=0.18 - 0)         = -0.082
@@ -84,7 +84,7 @@ def test_greedy_choice_and_stay_ends_the_episode_with_a_bootstrapped_update():
     table = QTable(n_actions=2, epsilon=0.0)
     table.row(A)[STAY] = 0.5  # greedy (ε = 0) picks stay first
     log = EpisodeLog()
-    params = LearningParams(epsilon=0.0, epsilon_min=0.0, max_steps=10)
+    params = LearningParams(epsilon=0.0, epsilon_min=0.0, max_steps=10, stay_ends_episode=True)
     train(table, toy, 1, params, random.Random(0), lambda i: A, log)
     assert log.steps == [1] and log.returns == [-1.0]
     # Q(A,stay) = 0.5 + 0.1*(-1 + 0.9*max(0.5, 0) - 0.5) = 0.395
@@ -120,7 +120,7 @@ def test_epsilon_schedule_decays_every_step_by_exp_minus_kappa_episode():
     assert next_epsilon(0.02, 100, 0.1, 0.01) == 0.01
     toy = Toy({A: {1: A}}, {A: 0.0})
     table = QTable(n_actions=2)
-    params = LearningParams(epsilon=1.0, epsilon_min=0.01, kappa=0.01, max_steps=5)
+    params = LearningParams(epsilon=1.0, epsilon_min=0.01, kappa=0.01, max_steps=5, stay_ends_episode=True)
     train(table, toy, 3, params, random.Random(0), lambda i: A)
     # 5 steps in each of episodes 1, 2, 3: eps = exp(-0.01*5*(1+2+3)) = exp(-0.3)
     assert table.epsilon == pytest.approx(math.exp(-0.3), rel=1e-12)
@@ -162,7 +162,7 @@ def test_stop_rule_certifies_a_converged_path_and_nothing_less():
     # A -1-> B, both can stay. Q at its fixed point: Q(B,stay) = -0.5/(1-0.9) = -5,
     # Q(A,1) = -0.5 + 0.9*(-5) = -5, Q(A,stay) = -1 + 0.9*(-5) = -5.5 (all tried)
     toy = Toy({A: {STAY: A, 1: B}, B: {STAY: B}}, {A: -1.0, B: -0.5})
-    params = LearningParams(epsilon=0.0, epsilon_min=0.0, max_steps=5)
+    params = LearningParams(epsilon=0.0, epsilon_min=0.0, max_steps=5, stay_ends_episode=True)
 
     def table(**rows):
         t = QTable(n_actions=2, epsilon=0.0)
@@ -201,7 +201,7 @@ def test_q_stays_above_the_optimum_and_a_certified_path_is_near_optimal(pipe, ra
     states = list(itertools.product(*valid))
     if not states:
         return
-    params = LearningParams(alpha_q=alpha_q, max_steps=12)
+    params = LearningParams(alpha_q=alpha_q, max_steps=12, stay_ends_episode=True)
     q_star = optimal_q(env, states, params.gamma_q)
     rng = random.Random(seed)
     s0 = states[0]
@@ -275,7 +275,7 @@ def test_penalty_path_uses_the_problem_constraints():
         step, reward = env.step, env.reward
 
     table = QTable(layout.n_actions, epsilon=0.0)
-    train(table, Only(), 1, LearningParams(epsilon=0.0, epsilon_min=0.0, max_steps=1), random.Random(0),
+    train(table, Only(), 1, LearningParams(epsilon=0.0, epsilon_min=0.0, max_steps=1, stay_ends_episode=True), random.Random(0),
           lambda i: ok)
     assert table.value(ok, batch_up) == pytest.approx(-100.0)
     env50 = PipelineEnv(p, layout, 10.0, None, penalty=-50.0)
@@ -432,17 +432,36 @@ def test_options_are_validated_through_the_registry(host):
                 {"converge_every": 0}, {"warm_start": "yes"}):
         with pytest.raises(ConfigError, match="q-learning"):
             host.registry.create("optimizer", "q-learning", bad, where="optimizer.options")
-    q = host.registry.create("optimizer", "q-learning", {"alpha_q": 0.5, "gamma_q": 0.8, "epsilon": 0.9,
+    q = host.registry.create("optimizer", "q-learning", {"alpha_q": 0.5, "gamma_q": 0.8, "exploration": 0.9,
                                                           "epsilon_min": 0.05, "kappa": 0.01, "penalty": -10})
     assert q.params == LearningParams(alpha_q=0.5, gamma_q=0.8, epsilon=0.9, epsilon_min=0.05,
                                       kappa=0.01, max_steps=q.params.max_steps, penalty=-10.0,
                                       stay_ends_episode=q.params.stay_ends_episode)
     assert QLearningOptimizer().params == LearningParams(0.1, 0.9, 1.0, 0.01, 0.001, 40, -1000.0, False)
+    assert QLearningOptimizer().params == LearningParams()  # the algorithm's defaults are the optimizer's
+
+
+def test_epsilon_is_the_deprecated_name_of_exploration(host, capsys):
+    """q-learning's exploration rate is ``exploration``; the old ``epsilon`` still works, with one
+    warning line, and decides exactly as ``exploration`` does (energy-ilp's ``epsilon`` is carbon)."""
+    p = two_stage_problem()
+    new = host.registry.create("optimizer", "q-learning", {"exploration": 0.4, "seed": 2, **FAST})
+    assert capsys.readouterr().err == ""
+    old = host.registry.create("optimizer", "q-learning", {"epsilon": 0.4, "seed": 2, **FAST})
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ipa-ext: warning: q-learning option 'epsilon' is deprecated, use 'exploration'" in err
+    assert old.params == new.params and old.params.epsilon == 0.4
+    a, b = new.optimize(p, 12.0), old.optimize(p, 12.0)
+    assert a.best.config == b.best.config and a.info["episodes"] == b.info["episodes"]
+    with pytest.raises(ConfigError, match="exploration"):
+        host.registry.create("optimizer", "q-learning", {"epsilon": 0.4, "exploration": 0.4})
+    with pytest.raises(ConfigError, match="exploration"):
+        host.registry.create("optimizer", "q-learning", {"exploration": 1.5})
 
 
 def test_q_init_is_the_value_of_untried_entries(tmp_path):
     p = two_stage_problem()
-    q = QLearningOptimizer(q_init=3.0, episodes=1, max_steps=1, epsilon=0.0, epsilon_min=0.0,
+    q = QLearningOptimizer(q_init=3.0, episodes=1, max_steps=1, exploration=0.0, epsilon_min=0.0,
                            current_start_fraction=0.0)
     d = q.optimize(p, 10.0, initial_of(p.pipeline))
     table = q._policies[0].tables[10.0]

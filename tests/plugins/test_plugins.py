@@ -58,7 +58,7 @@ def test_builtins_load_through_entry_points(host):
     assert builtin == sorted(declared)  # name order, before any other plugin
     assert host.records[: len(builtin)] == [recs[n] for n in builtin]
     assert "brute-force" in host.registry.names("optimizer")
-    assert host.registry.names("objective")[:5] == ["accuracy", "cost", "batch", "energy", "carbon"]
+    assert host.registry.names("objective")[:5] == ["accuracy", "cost", "batch", "power", "carbon"]
 
 
 def test_host_source_does_not_repeat_the_builtin_list():

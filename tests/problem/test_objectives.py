@@ -48,3 +48,22 @@ def test_additive_objectives_coefficients_sum_to_value(pipe, method, rate, data)
                                 rel_tol=1e-12, abs_tol=1e-12)
         else:
             assert obj.name == "accuracy" and method == "multiply"
+
+
+def test_power_is_the_canonical_name_and_energy_its_alias():
+    """The watts term is named ``power``; ``energy`` (its former name) looks up the same value
+    in terms and weighted terms, and ``EnergyObjective`` is the same class; output names ``power`` only."""
+    import json
+
+    from ipa_ext_plugins.objectives.builtin import EnergyObjective, PowerObjective
+
+    assert EnergyObjective is PowerObjective and PowerObjective.aliases == ("energy",)
+    p = make_problem(make_pipeline(ONE_STAGE), weights={"delta": 0.5})
+    ev = p.evaluate((StageConfig("a1", 1.0, 1, 1),), 10)   # power 1 + 10*0.5 = 6 W
+    assert ev.terms["power"] == ev.terms["energy"] == ev.power_w == pytest.approx(6.0)
+    assert ev.weighted["energy"] == ev.weighted["power"] == pytest.approx(3.0)
+    assert "energy" in ev.terms and ev.terms.get("energy") == ev.terms["power"]
+    assert "energy" not in dict(ev.terms) and "energy" not in json.loads(json.dumps(ev.terms))
+    assert "nope" not in ev.terms and ev.terms.get("nope") is None
+    with pytest.raises(KeyError):
+        ev.terms["nope"]
