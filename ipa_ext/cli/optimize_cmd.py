@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", help="optimizer, NAME[:key=value...] (default: the config's); with the "
                    "config's own optimizer name, the options given here override the config's")
     p.add_argument("-k", "--num-states", type=int, dest="k", help="how many best configurations (default: num_state_limit)")
-    p.add_argument("--delta", type=float, help="weight of power in watts (energy objective)")
+    p.add_argument("--delta", type=float, help="weight of power in watts (the power objective)")
     p.add_argument("--epsilon", type=float, help="weight of carbon in gCO2/s")
     p.add_argument("--power-cap", type=float, dest="power_cap_w", help="cap on pipeline power in watts")
     p.add_argument("--at", type=float, dest="at_s", metavar="S",
