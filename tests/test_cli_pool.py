@@ -18,7 +18,7 @@ def example(tmp_path: Path, **changes) -> Path:
     raw = yaml.safe_load((VIDEO / "config.yaml").read_text())
     raw["pipeline"], raw["profiles"] = str(VIDEO / "pipeline.yaml"), str(VIDEO / "profiles.csv")
     raw.update(changes)
-    raw["workload"] = {**raw["workload"], "duration_s": 300}
+    raw["workload"] = {"type": "synthetic", "pattern": "fluctuating", "duration_s": 300, "seed": 0}  # short
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
