@@ -23,7 +23,8 @@
    that provisions for the load it will see cannot save more than this without risking
    SLO violations.
 
-Prints tables and writes benchmarks/results/ipa_windows.json.
+The windows are the copies shipped in the package unless ``--trace`` names the trace to cut
+them from. Prints tables and writes benchmarks/results/ipa_windows.json.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG, RESULTS, TRACE, exact_base, table, write_json  # noqa: E402
+from _common import CONFIG, RESULTS, exact_base, table, write_json  # noqa: E402
 
 WINDOWS = ("bursty", "steady-low", "steady-high", "fluctuating")
 BASELINES = ("ipa", "fa2-low", "fa2-high", "rim", "ms", "infaas", "vpa", "infadapter")
@@ -231,7 +232,7 @@ def grid_section(config, host, workloads, base, delta, out: Path):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trace", default=str(TRACE))
+    ap.add_argument("--trace", help="the Twitter trace to cut the windows from (default: the package's copies)")
     ap.add_argument("--deltas", default="0.003,0.01,0.03,0.1,0.3,1")
     ap.add_argument("--delta", type=float, help="delta for the grid's energy-aware optimizers "
                                                 "(default: the sweep's best)")

@@ -78,9 +78,10 @@ class Adapter:
     # ------------------------------------------------------------------ pieces
 
     def problem_at(self, t_s: float) -> Problem:
-        """The problem at time ``t_s``: a carbon-intensity trace changes the carbon term over time."""
+        """The problem at time ``t_s``: a carbon-intensity trace changes the carbon term over time
+        (whether ``epsilon`` comes from the config's weights or from the optimizer's options)."""
         c = self.carbon
-        if c is None or len(c.times_s) < 2 or self.problem.settings.weight("epsilon") == 0:
+        if c is None or len(c.times_s) < 2:
             return self.problem
         g = c.at(t_s)
         p = self._problems.get(g)

@@ -43,7 +43,7 @@ TOP_LEVEL_KEYS = {
     "num_state_limit": "how many best configurations the optimizer returns (default 1)",
     "weights": "objective weights alpha, beta, gamma, delta, epsilon (and plugin weights)",
     "power_cap_w": "optional cap on pipeline power in watts",
-    "carbon": "carbon intensity: {intensity_g_per_kwh: N} or {trace: FILE}",
+    "carbon": "carbon intensity: {intensity_g_per_kwh: N} or {trace: FILE[, start, column, hours_per_run_hour]}",
     "initial": "initial configuration per stage: {variant, cpu, batch, replicas}",
     "rate_rps": "default predicted rate for 'ipa-ext optimize'",
     "optimizer": "optimizer name, or {name, options}",
@@ -303,17 +303,36 @@ def _weights(r: _Reader) -> dict[str, float]:
     return weights
 
 
+CARBON_TRACE_KEYS = ("trace", "start", "column", "hours_per_run_hour")
+
+
 def _carbon(r: _Reader, base_dir: Path) -> CarbonIntensity | None:
-    """``carbon``: a constant intensity or a trace file; None when absent."""
+    """``carbon``: a constant intensity or a trace file (docs/carbon.md); None when absent."""
     c = r.data.get("carbon")
     if c is None:
         return None
-    if not isinstance(c, Mapping) or set(c) - {"intensity_g_per_kwh", "trace"} or len(c) != 1:
-        raise r.err("carbon", "expected {intensity_g_per_kwh: N} or {trace: FILE}")
+    shape = "expected {intensity_g_per_kwh: N} or {trace: FILE, start: TIME, column: direct | lca, " \
+            "hours_per_run_hour: N}"
+    if not isinstance(c, Mapping) or not c:
+        raise r.err("carbon", shape)
     if "trace" in c:
+        extra = sorted(str(k) for k in c if k not in CARBON_TRACE_KEYS)
+        if extra:
+            raise r.err(f"carbon.{extra[0]}", f"unknown key for a carbon trace (known: {', '.join(CARBON_TRACE_KEYS)})")
         if not isinstance(c["trace"], str):
             raise r.err("carbon.trace", "must be a path")
-        return CarbonIntensity.from_csv(base_dir / c["trace"])
+        column = c.get("column")
+        if column is not None and not isinstance(column, str):
+            raise r.err("carbon.column", f"must be direct or lca, got {shown(column)}")
+        try:
+            return CarbonIntensity.from_csv(base_dir / c["trace"], start=c.get("start"), column=column,
+                                            hours_per_run_hour=c.get("hours_per_run_hour"))
+        except ConfigError as exc:
+            if exc.path is None:  # a value of the config's carbon section
+                raise r.err(exc.where or "carbon", exc.detail) from None
+            raise
+    if set(c) != {"intensity_g_per_kwh"}:
+        raise r.err("carbon", shape)
     return CarbonIntensity.constant(
         r.number("intensity_g_per_kwh", data=c, nonneg=True, where="carbon.intensity_g_per_kwh", required=True)
     )

@@ -70,6 +70,8 @@ def summarize(
     summary.update(_service(r, accuracy_scoring))
     summary["energy"] = _energy(r)
     summary["carbon_g"] = r.carbon_g if carbon is not None else None
+    summary["carbon_g_per_served_request"] = (r.carbon_g / r.served if carbon is not None and r.carbon_g is not None
+                                              and r.served > 0 else None)
     summary["carbon_intensity"] = carbon.source if carbon is not None else None
     summary["latency_s"] = _latency(r, backend)
     summary.update(_decisions(r))
@@ -278,7 +280,9 @@ def summary_lines(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("mean power", f"{_f(e['mean_power_w'], '.2f')} W"),
     ]
     if s.get("carbon_g") is not None:
-        rows.append(("carbon", f"{_f(s['carbon_g'], '.3f')} gCO2 ({s.get('carbon_intensity')})"))
+        label = f"{e['quality']}, " if e.get("quality") else ""
+        rows.append(("carbon", f"{_f(s['carbon_g'], '.3f')} gCO2 ({label}intensity {s.get('carbon_intensity')})"))
+        rows.append(("gCO2 per served request", _f(s.get("carbon_g_per_served_request"), ".3g")))
     rows += [
         ("latency", f"mean {_f(lat['mean'], '.3f')} s, p50 {_f(lat['p50'], '.3f')} s, "
                     f"p99 {_f(lat['p99'], '.3f')} s, SLA {_f(s['sla_s'], '.3f')} s"),

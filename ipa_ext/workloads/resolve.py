@@ -10,6 +10,7 @@ import numpy as np
 from ..config.numeric import number
 from ..config.show import shown
 from ..errors import ConfigError, InputError
+from .builtin import builtin_window
 from .synthetic import MAX_DURATION_S, SYNTHETIC_PATTERNS, synthetic
 from .traces import Workload
 from .windows import IPA_WINDOWS, twitter
@@ -73,9 +74,17 @@ def from_section(section: Mapping[str, Any] | None, base_dir: Path, path: Path |
         _check_keys(s, TWITTER_KEYS, path)
         trace = s.get("trace")
         name = s.get("window")
+        if trace is None and isinstance(name, str) and name in IPA_WINDOWS:
+            overrides = sorted(k for k in ("start", "end", "damping_factor") if k in s)
+            if overrides:
+                raise ConfigError("the package ships IPA's windows as cut; another window or damping needs "
+                                  "'trace': the path of workload.tbz2 or workload.txt", path=path,
+                                  where=f"workload.{overrides[0]}")
+            return builtin_window(name)
         if not isinstance(trace, str):
             raise ConfigError(
-                "a Twitter workload needs 'trace': the path of workload.tbz2 or workload.txt",
+                "a Twitter workload needs 'window' (one of IPA's, shipped in the package) or 'trace': the "
+                "path of workload.tbz2 or workload.txt",
                 path=path,
                 where="workload.trace",
             )
@@ -136,8 +145,8 @@ def resolve(
     * a synthetic pattern: ``synthetic:NAME``, or the bare names ``steady``,
       ``diurnal`` and ``step`` (seed and duration from the config's synthetic section);
     * an IPA window: ``twitter:NAME``, or the bare names ``bursty``, ``steady-low``,
-      ``steady-high`` and ``fluctuating``; it needs a trace (``trace`` or
-      ``workload.trace``);
+      ``steady-high`` and ``fluctuating``: cut from ``trace`` (or ``workload.trace``) when
+      one is given, else the copy shipped in the package;
     * a trace file path.
 
     ``window_s`` (start, end) and ``damping_factor`` override the window of a trace.
@@ -200,10 +209,11 @@ def _ipa_window(name: str, trace_path: Path | None, window_s: tuple[int, int] | 
     if name not in IPA_WINDOWS:
         raise InputError(f"unknown IPA window {shown(name)} (known: {', '.join(IPA_WINDOWS)})", where=flag)
     if trace_path is None:
-        hint = f"; the built-in pattern is 'synthetic:{name}'" if name in SYNTHETIC_PATTERNS else ""
+        if window_s is None and damping_factor is None:
+            return builtin_window(name)
         raise InputError(
-            f"workload {shown(name)} is a window of the Twitter trace: pass --trace FILE "
-            f"(workload.tbz2 or workload.txt) or set workload.trace{hint}",
+            f"the package ships IPA's window {shown(name)} as cut; --window and --damping need the whole "
+            "trace: pass --trace FILE (workload.tbz2 or workload.txt) or set workload.trace",
             where=flag,
         )
     ws, we, wd = IPA_WINDOWS[name]

@@ -17,7 +17,7 @@ from support.configs import video_config_data, write_minimal_config
 def example(tmp_path: Path, **changes) -> Path:
     raw = video_config_data()
     raw.update(changes)
-    raw["workload"] = {**raw["workload"], "duration_s": 300}
+    raw["workload"] = {"type": "synthetic", "pattern": "fluctuating", "duration_s": 300, "seed": 0}  # short
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -26,7 +26,7 @@ def test_simulate_the_example_with_no_other_arguments(tmp_path):
     for name in ("adaptation.jsonl", "seconds.csv", "summary.json"):
         assert (out / name).is_file(), name
     s = json.loads((out / "summary.json").read_text())
-    assert s["workload"]["name"] == "synthetic:fluctuating" and s["seconds"] == 1200
+    assert s["workload"]["name"] == "twitter:bursty" and s["seconds"] == 1200  # IPA's window, shipped
     for key in ("accuracy_pct_mean", "core_seconds", "slo_violation_pct", "decision_time_s"):
         assert s[key] is not None, key
     assert s["energy"]["quality"] == "estimated" and s["energy"]["j_per_served_request"] > 0
@@ -188,7 +188,8 @@ def test_infeasible_decisions_are_said_and_a_never_deciding_policy_fails(tmp_pat
     summary = json.loads((out / "summary.json").read_text())  # the run is still written
     assert summary["infeasible_decisions"] == summary["decisions"] == 119
     # scaling_cap 2 cannot serve the peaks: a warning, and the run succeeds
-    cfg = write_config(tmp_path, scaling_cap=2)
+    cfg = write_config(tmp_path, scaling_cap=2, workload={"type": "synthetic", "pattern": "fluctuating",
+                                                          "duration_s": 1200, "seed": 0})
     proc = run_cli("simulate", str(cfg), "--quiet", "--out", str(tmp_path / "some"))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -43,7 +43,7 @@ def test_example_config(video_config):
         ("initial: {crop: {variant: yolov5n, cpu: 3, batch: 1, replicas: 1}, classification: {variant: resnet18, cpu: 1, batch: 1, replicas: 1}}\n",
          "initial.crop: no profile row for yolov5n at cpu 3"),
         ("optimizer: {name: ilp, solver: cbc}\n", "optimizer: unknown key(s) solver (use 'options')"),
-        ("carbon: {intensity: 3}\n", "carbon: expected {intensity_g_per_kwh: N} or {trace: FILE}"),
+        ("carbon: {intensity: 3}\n", "carbon: expected {intensity_g_per_kwh: N} or {trace: FILE, start: TIME"),
         ("plugins: {load: [1]}\n", "plugins.load: must be a list of names"),
         ("sla_s: -1\n", "sla_s: must be > 0"),
     ],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bz2
+import hashlib
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -14,17 +16,20 @@ from hypothesis import strategies as st
 
 from support.cli import assert_one_line_error, run_cli
 from support.paths import VIDEO
-from ipa_ext.errors import InputError
+from ipa_ext.cli import main
+from ipa_ext.errors import ConfigError, InputError
 from ipa_ext.workloads import (
     IPA_WINDOWS,
     MAX_DURATION_S,
     SYNTHETIC_PATTERNS,
+    from_section,
     load_trace,
     parse_trace,
     resolve,
     synthetic,
     window,
 )
+from ipa_ext.workloads.builtin import DATA_FILE, cut_windows
 
 CONFIG = str(VIDEO / "config.yaml")
 
@@ -110,9 +115,39 @@ def test_bad_window_flag_is_one_line(tmp_path):
                               "'steady' is a synthetic workload")
 
 
-def test_ipa_window_without_trace_says_how_to_get_one(tmp_path):
-    proc = run_cli("simulate", CONFIG, "--workload", "bursty", "--out", str(tmp_path / "o"))
-    assert_one_line_error(proc, "--trace", "synthetic:bursty")
+def test_ipa_window_without_trace_is_the_shipped_copy(capsys, tmp_path):
+    for name, (start, end, damping) in IPA_WINDOWS.items():
+        wl = resolve(name, None, Path("."))
+        assert wl.name == f"twitter:{name}" and wl.duration_s == end - start
+        assert (wl.params["start_s"], wl.params["end_s"], wl.params["damping_factor"]) == (start, end, damping)
+        assert wl.params["trace"].startswith("built-in")
+    section = {"type": "twitter", "window": "steady-high"}
+    assert from_section(section, Path(".")).rates.tolist() == resolve("steady-high", None, Path(".")).rates.tolist()
+    out = tmp_path / "o"
+    assert main(["simulate", CONFIG, "--workload", "fluctuating", "--out", str(out), "--quiet", "--no-seconds"]) == 0
+    assert json.loads((out / "summary.json").read_text())["workload"]["name"] == "twitter:fluctuating"
+
+
+def test_a_different_cut_of_a_shipped_window_needs_the_trace(capsys, tmp_path):
+    for flag in (["--damping", "2"], ["--window", "0-10"]):
+        assert main(["simulate", CONFIG, "--workload", "bursty", *flag, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--workload: the package ships IPA's window 'bursty' as cut" in err[0], err
+    with pytest.raises(ConfigError, match="workload.damping_factor: the package ships IPA's windows as cut"):
+        from_section({"type": "twitter", "window": "bursty", "damping_factor": 2}, Path("."))
+    with pytest.raises(ConfigError, match="workload.trace: a Twitter workload needs 'window'"):
+        from_section({"type": "twitter", "start": 0, "end": 10}, Path("."))
+
+
+def test_shipped_windows_equal_the_trace_and_record_its_checksum(shared_data):
+    path = shared_data / "twitter-trace" / "workload.tbz2"
+    data = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+    assert data == cut_windows(path)  # every count, bound, damping factor and the provenance
+    # the checksum shared/data/README.md documents, and the file's own
+    assert data["source"]["sha256"] == "b13052c83c64d169810fe1cfec35cb6b56c96e17c023156a23c9a067e1ac66bd"
+    assert data["source"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sum(len(w["counts"]) for w in data["windows"].values()) == 3600
+    assert set(data["windows"]) == set(IPA_WINDOWS) and "damping_factor" in data["how_cut"]
 
 
 def test_unknown_workload_name_lists_the_names(tmp_path):
