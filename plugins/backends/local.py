@@ -96,6 +96,7 @@ class LocalBackend(Backend):
         self._apply_reports: dict[str, Any] = {}
         self._latencies: list[float] = []
         self._reader: Any = None
+        self._problem: Any = None
         self.stage_names: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ start
@@ -134,6 +135,7 @@ class LocalBackend(Backend):
             raise ConfigError(f"no stage named {unknown[0]!r} (stages: {', '.join(self.stage_names)})",
                               path=context.config_path, where=f"local.stages.{unknown[0]}")
         self.sla_s = problem.sla_s
+        self._problem = problem
         drop = self.drop_limit_s if self.drop_limit_s is not None else self.sla_s
         usable = sorted(os.sched_getaffinity(0))
         for name, sc in zip(self.stage_names, context.initial):
@@ -234,13 +236,14 @@ class LocalBackend(Backend):
         if self._apply_reports:
             extra["reconfiguration"] = self._apply_reports
             self._apply_reports = {}
+        acc_pct, acc = _accuracy(self._problem, cfg) if cfg and self._problem is not None else (None, None)
         return IntervalOutcome(
             start_s=iv.start_s, end_s=iv.end_s, arrivals=float(iv.arrivals), served=float(len(served)),
             dropped=float(len(iv.done) - len(served)), late=float(sum(1 for x in lat if x > self.sla_s)),
             queued=float(iv.queued), busy_cpu_s_by_stage=iv.busy_cpu_s,
             reserved_core_s_by_stage={n: _cores(sc) * sc.replicas * span for n, sc in zip(self.stage_names, cfg)},
             latency_mean_s=float(np.mean(lat)) if lat else None, latency_max_s=max(lat) if lat else None,
-            extra=extra,
+            accuracy_pct=acc_pct, accuracy=acc, extra=extra,
         )
 
     def latency_quantiles(self, qs: Sequence[float]) -> dict[float, float | None] | None:
@@ -292,6 +295,16 @@ def _check_cores(name: str, sc: StageConfig, usable: list[int], context: RunCont
     if _cores(sc) > len(usable):
         raise ConfigError(f"stage {name!r} asks for {_cores(sc)} cores per replica; this machine lets ipa-ext "
                           f"use {len(usable)}", path=context.config_path, where=f"initial.{name}.cpu")
+
+
+def _accuracy(problem: Any, config: Configuration) -> tuple[float, float]:
+    """The configuration's accuracy: the stages' mean in percent, and the objective's term (as the simulation)."""
+    stages = problem.pipeline.stages
+    pct = sum(st.variant(sc.variant).accuracy for st, sc in zip(stages, config)) / len(stages)
+    terms = [problem.stage_accuracies[i][sc.variant] for i, sc in enumerate(config)]
+    method = problem.settings.accuracy_method
+    term = math.prod(terms) if method == "multiply" else sum(terms) / len(terms) if method == "average" else sum(terms)
+    return float(pct), float(term)
 
 
 def _count_by_stage(done: Sequence[Any]) -> dict[str, int]:
