@@ -43,6 +43,8 @@ def test_bench_runs_every_cell_on_real_servers(tmp_path, capsys):
         assert row["status"] == "ok" and row["dropped"] == 0
         assert 0 < row["latency_p99_s"] < 2 and row["energy_quality"] == "estimated" and row["j_per_request"] > 0
         assert row["accuracy_pct"] > 0
+        seconds = (cell / "seconds.csv").read_text().splitlines()
+        assert len(seconds) - 1 >= 6 and sum(int(x.split(",")[2]) for x in seconds[1:]) == 12  # served
         configs[policy] = lines[-1]["config"]["cls"]["variant"]
         pids |= {p for x in lines for p in x["backend"]["server_pids"]}
     # the policies decided differently: ilp keeps the accurate r34 at 2 rps, fa2-low takes the cheapest variant

@@ -4,6 +4,7 @@ served with a measured latency, and no server process is left behind."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 from serve_extra import require_serve
@@ -39,6 +40,20 @@ def test_step_workload_scales_up_and_switches_variant_without_failures(tmp_path,
     changes = [x["backend"]["reconfiguration"] for x in lines if "reconfiguration" in x["backend"]]
     assert changes and changes[0]["cls"]["variant_s"] > 0 and changes[0]["cls"]["add_s"] > 0
     assert all(x["change_successful"] == [True, True] for x in lines[1:])  # step 0 runs the initial one
+
+    # seconds.csv: one row per second from the same real requests, with the configuration in force
+    with open(out / "seconds.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= len(STEP) and [r["time_s"] for r in rows] == [str(i) for i in range(len(rows))]
+    assert sum(int(r["arrivals"]) for r in rows) == req["arrived"]
+    assert sum(int(r["served"]) for r in rows) == req["served"]
+    assert sum(int(r["arrivals"]) for r in rows[:10]) in range(19, 22)  # 2 rps, a request may cross a second
+    assert all(int(r["dropped"]) == int(r["failed"]) == int(r["late"]) == 0 for r in rows)
+    timed = [r for r in rows if int(r["served"])]
+    assert timed and all(0 < float(r["latency_p50_s"]) <= float(r["latency_max_s"]) < 2 for r in timed)
+    assert (rows[0]["cls_variant"], rows[0]["cls_replicas"]) == ("r34", "1")
+    assert (rows[-1]["cls_variant"], rows[-1]["cls_replicas"]) == ("r18", "2")
+    assert float(rows[-1]["cores"]) == 3 and float(rows[0]["accuracy_pct"]) == (40 + 73) / 2
 
     # energy: estimated over the servers' processes, split per stage, J/request per stage in the log
     energy = summary["energy"]

@@ -190,6 +190,11 @@ class Router:
         n = max(0, int(math.ceil(seconds)))
         return [float(c) for c in counts[max(0, now - n):now]]
 
+    def arrival_counts(self) -> list[int]:
+        """Arrivals in every whole second since the router's clock started."""
+        with self._lock:
+            return list(self._arrivals)
+
     def take(self) -> list[Done]:
         """The requests finished since the last call."""
         with self._lock:

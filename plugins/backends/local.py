@@ -39,6 +39,7 @@ from ipa_ext.model import Configuration, StageConfig
 from ipa_ext.config.numeric import option
 from ipa_ext.serving.loadgen import SPREADS, scaled_counts
 from ipa_ext.serving.pipeline import External, LocalPipeline
+from ipa_ext.serving.seconds import RequestSeconds
 from ipa_ext.serving.stage import VariantModel
 
 
@@ -97,6 +98,8 @@ class LocalBackend(Backend):
         self._latencies: list[float] = []
         self._reader: Any = None
         self._problem: Any = None
+        self._seconds: RequestSeconds | None = None
+        self._drained = False
         self.stage_names: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ start
@@ -159,6 +162,8 @@ class LocalBackend(Backend):
             self.close()
             raise ConfigError(f"cannot start the servers: {exc}", path=context.config_path, where="initial") from None
         self._config = tuple(context.initial)
+        self._seconds = RequestSeconds(self.stage_names, self.sla_s)
+        self._seconds.configure(0.0, self._config, _accuracy(problem, self._config)[0])
         counts = scaled_counts(context.workload.rates.tolist(), self.rate_scale)
         timeout = self.request_timeout_s or drop + 30.0
         self.pipeline.start_load(counts, spread=self.spread, seed=self.seed, duration_s=self.duration_s,
@@ -175,7 +180,9 @@ class LocalBackend(Backend):
         return self._need().now_s()
 
     def finished(self) -> bool:
-        return self._need().load_finished()
+        """True once an interval was taken after the load ended (so no finished request is left untaken)."""
+        self._need()
+        return self._drained
 
     def observe_rates(self, duration_s: float) -> Sequence[float]:
         if self._reader is not None:
@@ -204,7 +211,10 @@ class LocalBackend(Backend):
             except IpaExtError as exc:
                 reports[name] = {"error": str(exc)}
                 ok.append(False)
+        before = self._config
         self._config = tuple(n if good else o for n, o, good in zip(config, self._config or config, ok))
+        if self._seconds is not None and self._config != before:
+            self._seconds.configure(pipe.now_s(), self._config, _accuracy(self._problem, self._config)[0])
         self._apply_reports = reports
         return tuple(ok)
 
@@ -216,11 +226,14 @@ class LocalBackend(Backend):
                 break
             if stop is None:
                 threading.Event().wait(min(0.2, max(0.0, end - pipe.now_s())))
+        self._drained = pipe.load_finished()  # every request has its record before the client's answer
         iv = pipe.interval()
         return self._outcome(iv)
 
     def _outcome(self, iv: Any) -> IntervalOutcome:
         served = [d for d in iv.done if d.status == "served"]
+        if self._seconds is not None:
+            self._seconds.record(iv.done)
         lat = [d.latency_s for d in served]
         self._latencies.extend(lat)
         span = max(0.0, iv.end_s - iv.start_s)
@@ -245,6 +258,13 @@ class LocalBackend(Backend):
             latency_mean_s=float(np.mean(lat)) if lat else None, latency_max_s=max(lat) if lat else None,
             accuracy_pct=acc_pct, accuracy=acc, extra=extra,
         )
+
+    def per_second(self) -> RequestSeconds | None:
+        """Real requests per second (:mod:`ipa_ext.serving.seconds`); readable after :meth:`close`."""
+        if self._seconds is None or self.pipeline is None:
+            return None
+        self._seconds.finish(self.pipeline.router.arrival_counts(), self.pipeline._last_s)
+        return self._seconds
 
     def latency_quantiles(self, qs: Sequence[float]) -> dict[float, float | None] | None:
         if not self._latencies:
