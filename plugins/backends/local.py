@@ -38,7 +38,7 @@ from ipa_ext.errors import ConfigError, IpaExtError
 from ipa_ext.model import Configuration, StageConfig
 from ipa_ext.config.numeric import option
 from ipa_ext.serving.loadgen import SPREADS, scaled_counts
-from ipa_ext.serving.pipeline import External, LocalPipeline
+from ipa_ext.serving.pipeline import External, ExternalError, LocalPipeline
 from ipa_ext.serving.seconds import RequestSeconds
 from ipa_ext.serving.stage import VariantModel
 
@@ -152,12 +152,15 @@ class LocalBackend(Backend):
             self.pipeline = LocalPipeline(self.stage_names, models, self.external, drop_limit_s=drop,
                                           max_batch_time_s=self.max_batch_wait_s, usable_cores=usable,
                                           router_port=self.router_port)
-            self.pipeline.start({n: (sc.variant, _cores(sc), sc.batch, sc.replicas)
-                                 for n, sc in zip(self.stage_names, context.initial)})
         except OSError as exc:
-            self.close()
             raise ConfigError(f"cannot serve on 127.0.0.1:{self.router_port}: {exc.strerror or exc}",
                               path=context.config_path, where="local.router_port") from None
+        try:
+            self.pipeline.start({n: (sc.variant, _cores(sc), sc.batch, sc.replicas)
+                                 for n, sc in zip(self.stage_names, context.initial)})
+        except ExternalError as exc:
+            self.close()
+            raise ConfigError(str(exc), path=context.config_path, where=f"local.stages.{exc.name}") from None
         except IpaExtError as exc:
             self.close()
             raise ConfigError(f"cannot start the servers: {exc}", path=context.config_path, where="initial") from None
