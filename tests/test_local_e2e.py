@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 from serve_extra import require_serve
 
@@ -19,9 +20,11 @@ from local_project import STEP, alive, replica_children, write_project  # noqa: 
 def test_step_workload_scales_up_and_switches_variant_without_failures(tmp_path, capsys):
     config = write_project(tmp_path, tmp_path / "models")
     out = tmp_path / "out"
+    cores = os.sched_getaffinity(0)
     code = main(["adapt", str(config), "--out", str(out)])
     _, err = capsys.readouterr()
     assert code == 0, err
+    assert os.sched_getaffinity(0) == cores  # the run pinned this process at most while it ran
     lines = [json.loads(x) for x in (out / "adaptation.jsonl").read_text().splitlines()]
     summary = json.loads((out / "summary.json").read_text())
 
@@ -60,6 +63,16 @@ def test_step_workload_scales_up_and_switches_variant_without_failures(tmp_path,
     assert energy["quality"] == "estimated" and energy["total_j"] > 0
     assert set(energy["stages_j"]) == {"det", "cls"} and all(v > 0 for v in energy["stages_j"].values())
     assert all(set(x["energy"]["stages_j_per_request"]) == {"det", "cls"} for x in lines)
+
+    # the ipa-ext process: on a core of its own when one was spare (two replicas at the start); else it shares
+    driver = summary["backend_report"]["driver"]
+    if len(cores) > 2:
+        assert driver["pinned"] and driver["cores"] == [max(cores)]
+        assert all(x["backend"]["cores_used"][str(max(cores))] == 0 for x in lines[:1])
+    else:
+        assert not driver["pinned"] and driver["shared_cores"] and summary["backend_report"]["oversubscribed"]
+        assert "shares the 2 usable cores with the replicas" in err and "none is spare" in err
+        assert all(x["backend"]["driver"]["shares_cores"] and x["backend"]["oversubscribed"] for x in lines)
 
     # nothing left behind
     pids = {p for x in lines for p in x["backend"]["server_pids"]}

@@ -5,6 +5,7 @@ stage's requests to it, never starts, reconfigures or stops it, and serves the o
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -67,6 +68,14 @@ def test_a_stage_served_by_an_external_v2_server(tmp_path, capsys, external):
     changes = [x["backend"]["reconfiguration"] for x in lines if "reconfiguration" in x["backend"]]
     assert any(c.get("cls") == {"external": True} for c in changes)
     assert summary["backend_report"]["restarts"] == {"det": 0}
+
+    # one replica on this machine's cores: the ipa-ext process had a spare core of its own, apart from it
+    cores = sorted(os.sched_getaffinity(0))
+    driver = summary["backend_report"]["driver"]
+    if len(cores) > 1:
+        assert driver["pinned"] and driver["cores"] == [cores[-1]] and not driver["shared_cores"]
+        assert all(x["backend"]["cores_used"][str(cores[-1])] == 0 for x in lines)
+        assert not summary["backend_report"]["oversubscribed"]
 
     # it is still serving; the run's own servers are gone
     assert proc.poll() is None and successes(port) == sum(SECONDS)

@@ -63,11 +63,11 @@ class LocalPipeline:
 
     def __init__(self, stages: Sequence[str], models: Mapping[str, Mapping[str, VariantModel]],
                  external: Mapping[str, External], *, drop_limit_s: float, max_batch_time_s: float,
-                 usable_cores: Sequence[int], router_port: int = 0) -> None:
+                 usable_cores: Sequence[int], router_port: int = 0, driver_cores: Sequence[int] = ()) -> None:
         self.stage_names = list(stages)
         self.loop = LoopThread()
         self.router = Router(stages, drop_limit_s)
-        self.allocator = CoreAllocator(usable_cores)
+        self.allocator = CoreAllocator(usable_cores, driver_cores)
         self.external = dict(external)
         self.stages = {s: StageReplicas(s, models.get(s, {}), self.allocator, self.router, self.loop,
                                         max_batch_time_s) for s in stages if s not in external}

@@ -19,11 +19,14 @@ router_port            0           the router's port on 127.0.0.1 (0: any free p
 model_cache            default     the zoo model cache folder
 stages                 {}          ``{stage: {url: http://HOST:PORT, model: NAME, input_size: N}}``:
                                    stages served by an external V2 server (never reconfigured)
+pin_driver             auto        pin the ipa-ext process to a core of its own: auto (when one is spare),
+                                   true or false
 =====================  ==========  ==============================================================
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -38,9 +41,12 @@ from ipa_ext.errors import ConfigError, IpaExtError
 from ipa_ext.model import Configuration, StageConfig
 from ipa_ext.config.numeric import option
 from ipa_ext.serving.loadgen import SPREADS, scaled_counts
+from ipa_ext.serving.driver import PIN_MODES, DriverPlacement, pin_process, place_driver, restore_process
 from ipa_ext.serving.pipeline import External, ExternalError, LocalPipeline
 from ipa_ext.serving.seconds import RequestSeconds
 from ipa_ext.serving.stage import VariantModel
+
+log = logging.getLogger("ipa_ext.backends.local")
 
 
 def _external(stages: Any) -> dict[str, External]:
@@ -73,7 +79,7 @@ class LocalBackend(Backend):
                  max_batch_wait_s: float = 1.0, rate_scale: float = 1.0, duration_s: float | None = None,
                  spread: str = "poisson", seed: int = 0, request_timeout_s: float | None = None,
                  router_port: int = 0, model_cache: str | None = None, stages: Any = None,
-                 prometheus: Mapping[str, Any] | None = None) -> None:
+                 pin_driver: Any = "auto", prometheus: Mapping[str, Any] | None = None) -> None:
         if drop_limit_s is not None and drop_limit is not None:
             raise ValueError("give drop_limit_s or IPA's drop_limit, not both")
         limit = drop_limit_s if drop_limit_s is not None else drop_limit
@@ -90,6 +96,15 @@ class LocalBackend(Backend):
         self.router_port = option("router_port", router_port, integer=True, minimum=0, maximum=65535)
         self.model_cache = model_cache
         self.external = _external(stages or {})
+        mode = {True: "true", False: "false"}.get(pin_driver, pin_driver) if isinstance(pin_driver, bool) \
+            else pin_driver
+        if mode not in PIN_MODES:
+            raise ValueError(f"pin_driver must be auto, true or false, got {pin_driver!r}")
+        self.pin_driver = mode
+        self.driver = DriverPlacement((), "not started")
+        self._driver_masks: dict[int, set[int]] | None = None
+        self._usable: set[int] = set()
+        self._driver_ever_shared = False
         self.prometheus_section = prometheus if isinstance(prometheus, Mapping) and prometheus.get("url") else None
         self.pipeline: LocalPipeline | None = None
         self.sla_s = math.inf
@@ -148,11 +163,13 @@ class LocalBackend(Backend):
             from ipa_ext.monitoring.prometheus import parse_prometheus_settings
 
             self._reader = parse_prometheus_settings(self.prometheus_section, path=context.config_path).rate_reader()
+        self._place_driver(usable, context)
         try:
             self.pipeline = LocalPipeline(self.stage_names, models, self.external, drop_limit_s=drop,
                                           max_batch_time_s=self.max_batch_wait_s, usable_cores=usable,
-                                          router_port=self.router_port)
+                                          router_port=self.router_port, driver_cores=self.driver.cores)
         except OSError as exc:
+            self.close()
             raise ConfigError(f"cannot serve on 127.0.0.1:{self.router_port}: {exc.strerror or exc}",
                               path=context.config_path, where="local.router_port") from None
         try:
@@ -171,6 +188,29 @@ class LocalBackend(Backend):
         timeout = self.request_timeout_s or drop + 30.0
         self.pipeline.start_load(counts, spread=self.spread, seed=self.seed, duration_s=self.duration_s,
                                  timeout_s=timeout)
+
+    def _place_driver(self, usable: list[int], context: RunContext) -> None:
+        """Pin this process (router, load generator, loop) apart when a core is spare; else say it shares."""
+        need = sum(_cores(sc) * sc.replicas for n, sc in zip(self.stage_names, context.initial)
+                   if n not in self.external)
+        self.driver = place_driver(usable, need, self.pin_driver)
+        self._usable = set(usable)
+        if self.driver.pinned:
+            self._driver_masks = pin_process(self.driver.cores)
+        else:
+            log.warning("local: the ipa-ext process (router, load generator, loop) shares the %d usable cores "
+                        "with the replicas (%s): measured latencies include that contention", len(usable),
+                        self.driver.reason)
+
+    def _driver_shares(self) -> bool:
+        """Whether the driver shares a core with a replica now."""
+        counts = self._need().allocator.replica_counts()
+        if self.driver.pinned:
+            shared = any(counts.get(c, 0) for c in self.driver.cores)
+        else:
+            shared = all(n > 0 for n in counts.values())
+        self._driver_ever_shared |= shared
+        return shared
 
     # ------------------------------------------------------------------ the interface
 
@@ -245,8 +285,9 @@ class LocalBackend(Backend):
         extra: dict[str, Any] = {
             "failed": failed, "restarts": iv.restarts, "load": iv.load,
             "dropped_by_stage": _count_by_stage(iv.done),
-            "oversubscribed": self._need().allocator.oversubscribed,
-            "cores_used": dict(self._need().allocator.used),
+            "oversubscribed": self._need().allocator.oversubscribed or self._driver_shares(),
+            "driver": {"cores": list(self.driver.cores), "shares_cores": self._driver_shares()},
+            "cores_used": self._need().allocator.replica_counts(),
             "server_pids": self._need().server_pids(),
         }
         if self._apply_reports:
@@ -295,13 +336,19 @@ class LocalBackend(Backend):
             return {}
         s = pipe.load
         return {"restarts": {n: st.restarts for n, st in pipe.stages.items()},
-                "oversubscribed": pipe.allocator.ever_shared,
+                "oversubscribed": pipe.allocator.ever_shared or self._driver_ever_shared,
+                "driver": {"cores": list(self.driver.cores), "pinned": self.driver.pinned,
+                           "reason": self.driver.reason, "shared_cores": self._driver_ever_shared},
                 "load": {"sent": s.sent, "ok": s.ok, "rejected": s.rejected, "timeouts": s.timeouts,
                          "errors": s.errors, "rate_scale": self.rate_scale, "spread": self.spread}}
 
     def close(self) -> None:
         if self.pipeline is not None:
+            self._driver_shares()
             self.pipeline.close()
+        if self._driver_masks is not None:
+            restore_process(self._driver_masks, self._usable)
+            self._driver_masks = None
 
 
 def _family(zoo_name: str) -> str:
