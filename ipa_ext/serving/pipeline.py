@@ -120,7 +120,7 @@ class LocalPipeline:
 
             try:
                 return await replay(counts, send, spread=spread, seed=seed, duration_s=duration_s,
-                                    timeout_s=timeout_s, stats=self.load)
+                                    timeout_s=timeout_s, stats=self.load, t0=self.router.t0)
             finally:
                 pool.close()
 

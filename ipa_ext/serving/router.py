@@ -106,7 +106,7 @@ class Router:
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
         self.metrics = RouterMetrics()
-        self._connections: set[Any] = set()
+        self._connections: dict[Any, asyncio.StreamWriter] = {}
 
     # -------------------------------------------------------------- endpoints (on the loop)
 
@@ -135,11 +135,11 @@ class Router:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             await serve_connection(reader, writer, self.handle)
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
 
     async def start(self, port: int = 0) -> int:
         self.server = await asyncio.start_server(self._connection, "127.0.0.1", port)
@@ -247,10 +247,11 @@ class Router:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
-        for task in list(self._connections):  # idle keep-alive clients (a Prometheus scraping /metrics)
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        open_ = dict(self._connections)  # idle keep-alive clients (a Prometheus scraping /metrics)
+        for writer in open_.values():
+            writer.close()  # the handler reads end-of-file and returns
+        if open_:
+            await asyncio.wait(list(open_), timeout=2.0)
         for eps in self.endpoints.values():
             for e in eps:
                 e.pool.close()
