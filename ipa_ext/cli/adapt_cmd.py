@@ -81,6 +81,8 @@ def step_line(record: Mapping[str, Any], stages: tuple[str, ...]) -> str:
     if cfg:
         parts.append(", ".join(f"{s} {c['variant']} x{c['replicas']} b{c['batch']} cpu {c['cpu']:g}"
                                for s, c in ((s, cfg[s]) for s in stages)))
+    if (record.get("backend") or {}).get("oversubscribed"):
+        parts.append("oversubscribed")
     if record.get("fault"):
         parts.append("kept (fault)")
     elif d.get("kind") == "optimizer":

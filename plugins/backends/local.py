@@ -198,7 +198,7 @@ class LocalBackend(Backend):
         if self.driver.pinned:
             self._driver_masks = pin_process(self.driver.cores)
         else:
-            log.warning("local: the ipa-ext process (router, load generator, loop) shares the %d usable cores "
+            log.info("local: the ipa-ext process (router, load generator, loop) shares the %d usable cores "
                         "with the replicas (%s): measured latencies include that contention", len(usable),
                         self.driver.reason)
 
