@@ -154,7 +154,9 @@ class Backend(ABC):
         return {}
 
     def per_second(self) -> Any:
-        """Per-second records (:class:`ipa_ext.simulate.simulator.SecondSeries`) when the backend keeps them.
+        """Per-second records when the backend keeps them: the simulation's
+        :class:`ipa_ext.simulate.simulator.SecondSeries`, or an object with ``len()`` and
+        ``write_csv(path, predicted_rps) -> rows`` (the local backend's real requests).
 
         Like :meth:`latency_quantiles`, readable after :meth:`close`.
         """

@@ -28,11 +28,11 @@ from ..config.show import shown
 from ..energy.export import EnergyMetrics
 from ..errors import ConfigError
 from ..host import PluginHost
-from ..report.summary import write_json
+from ..report.summary import write_json, write_seconds_csv
 from ..run.runner import Prepared, execute, prepare, run_summary
 from ..workloads import Workload, parse_window, resolve
 from .common import load_host, output_dir, warn_failures
-from .simulate_cmd import LOG_NAME, SUMMARY_NAME, default_out
+from .simulate_cmd import LOG_NAME, SECONDS_NAME, SUMMARY_NAME, default_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--damping", type=int, help="local backend: IPA's damping_factor for a trace window")
     p.add_argument("--rate-scale", type=float,
                    help="local backend: multiply the workload's request rates (e.g. 0.1 on a small machine)")
+    p.add_argument("--no-seconds", action="store_true", help="skip the per-second CSV (local backend)")
     p.add_argument("--quiet", action="store_true", help="no line per interval (warnings still show)")
     p.add_argument("-v", "--verbose", action="store_true", help="also log retries and other details")
     p.set_defaults(func=run)
@@ -83,6 +84,8 @@ def step_line(record: Mapping[str, Any], stages: tuple[str, ...]) -> str:
     if cfg:
         parts.append(", ".join(f"{s} {c['variant']} x{c['replicas']} b{c['batch']} cpu {c['cpu']:g}"
                                for s, c in ((s, cfg[s]) for s in stages)))
+    if (record.get("backend") or {}).get("oversubscribed"):
+        parts.append("oversubscribed")
     if record.get("fault"):
         parts.append("kept (fault)")
     elif d.get("kind") == "optimizer":
@@ -219,11 +222,14 @@ def _finish(args: argparse.Namespace, prepared: Prepared, result: RunResult, bac
     if callable(report):
         summary["backend_report"] = report()
     summary["dry_run"] = bool(args.dry_run)
-    summary["files"] = {"log": str(out / LOG_NAME), "summary": str(out / SUMMARY_NAME)}
+    files = {"log": str(out / LOG_NAME), "summary": str(out / SUMMARY_NAME)}
+    if not args.no_seconds and write_seconds_csv(out / SECONDS_NAME, backend, result, prepared.config.carbon):
+        files["seconds"] = str(out / SECONDS_NAME)
+    summary["files"] = files
     write_json(out / SUMMARY_NAME, summary)
     if not args.quiet:
         print(f"ipa-ext: {len(result.steps)} intervals, {result.faults} transient faults; wrote "
-              f"{out / LOG_NAME}, {out / SUMMARY_NAME}", file=sys.stderr)
+              f"{', '.join(files.values())}", file=sys.stderr)
     if result.interrupted:
         return 128 + int(getattr(signal, result.interrupted))
     return 0

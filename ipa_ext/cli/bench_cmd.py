@@ -1,4 +1,8 @@
-"""``ipa-ext bench CONFIG --policies a,b --workloads w1,w2``: the policy x workload grid."""
+"""``ipa-ext bench CONFIG --policies a,b --workloads w1,w2``: the policy x workload grid.
+
+On the simulation backend by default; ``--backend local`` runs every cell on real model servers
+in real time (``--rate-scale``, ``--duration``; docs/local.md).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from ..config.config import load_config
 from ..config.show import shown
@@ -25,6 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workloads", help="comma-separated workloads (default: the config's)")
     p.add_argument("--out", help="output folder (default runs/bench-<time>)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--backend", help="backend every cell runs on (default simulation), e.g. local: real servers, "
+                                     "real time")
+    p.add_argument("--rate-scale", type=float, help="local backend: multiply the workloads' request rates")
+    p.add_argument("--duration", type=float, help="local backend: stop each cell's load after this many seconds")
     add_workload_args(p)
     p.set_defaults(func=run)
 
@@ -40,10 +49,34 @@ def _split(text: str, what: str) -> list[str]:
     return items
 
 
+def _backend(args: argparse.Namespace, config: Any, host: Any) -> tuple[str, dict[str, Any]]:
+    """The backend every cell runs on and its options from the flags (``--rate-scale``, ``--duration``)."""
+    name = args.backend or config.backend.name
+    factory = host.registry.get("backend", name, path=None if args.backend else config.path,
+                                where="--backend" if args.backend else config.backend.where or "backend").factory
+    replays = getattr(factory, "needs_workload", False)
+    if getattr(factory, "live", False) and not replays:
+        raise ConfigError(f"backend {shown(name)} does not replay a workload, so it cannot run a benchmark "
+                          "(simulation and local can)", where="--backend")
+    options: dict[str, Any] = {}
+    for flag, key, value in (("--rate-scale", "rate_scale", args.rate_scale),
+                             ("--duration", "duration_s", args.duration)):
+        if value is None:
+            continue
+        if not replays:
+            raise ConfigError(f"{flag} applies to a backend that replays a workload in real time (local)",
+                              where=flag)
+        if not value > 0:
+            raise ConfigError(f"{flag} must be > 0, got {value:g}", where=flag)
+        options[key] = value
+    return name, options
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host = load_host(args, config)
     warn_failures(host)
+    backend, backend_options = _backend(args, config, host)
     policies = _split(args.policies, "policies")
     window = parse_window(args.window) if args.window else None
     names = _split(args.workloads, "workloads") if args.workloads else [None]
@@ -70,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cells = run_grid(config, host, policies, workloads, out, base=args.base, on_cell=on_cell,
-                         should_stop=stop.is_set)
+                         should_stop=stop.is_set, backend=args.backend, backend_options=backend_options)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -79,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         "policies": ", ".join(policies),
         "workloads": ", ".join(w.name for w in workloads),
         "predictor": cells[0].summary["predictor"]["name"] if cells else None,
-        "backend": "simulation",
+        "backend": backend,
     }
+    meta.update({k: v for k, v in backend_options.items()})
     paths = write_results(cells, out, meta)
     wrote = [str(p) for p in paths.values()]
     if not args.no_plots and cells:

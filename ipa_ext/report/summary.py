@@ -173,6 +173,8 @@ def write_seconds_csv(path: Path, backend: Backend, result: RunResult,
     series = backend.per_second()
     if series is None:
         return 0
+    if hasattr(series, "write_csv"):  # a live backend's own table of real requests (the local backend's)
+        return int(series.write_csv(path, predicted_per_second(result, len(series))))
     cols = series.cols
     n = len(series)
     configs = backend.configurations() if hasattr(backend, "configurations") else []  # type: ignore[attr-defined]

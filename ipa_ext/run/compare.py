@@ -1,6 +1,7 @@
 """The energy-efficiency benchmark: every policy on every workload, one table.
 
 Each (workload, policy) cell is one adaptation run on the simulation backend
+(or a backend that replays the workload in real time, such as ``local``)
 with the same config, predictor and workload; only the optimizer differs. A
 cell writes its log, per-second CSV and summary under
 ``OUT/<workload>/<policy>/``; the grid writes ``results.csv``,
@@ -164,13 +165,17 @@ def run_grid(
     on_cell: Callable[[int, int, str, str, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    backend: str | None = None,
+    backend_options: Mapping[str, Any] | None = None,
 ) -> list[Cell]:
     """Run every policy on every workload; policies are validated before anything runs.
 
-    ``overrides`` replace problem settings for every policy (e.g. the weights).
+    ``overrides`` replace problem settings for every policy (e.g. the weights);
+    ``backend`` and ``backend_options`` choose the backend as ``ipa-ext adapt`` does.
     Cells that repeat an earlier policy of their workload are marked (:func:`mark_same`).
     """
-    prepared = {p: prepare(config, host, optimizer=p, base=base, overrides=overrides) for p in policies}
+    prepared = {p: prepare(config, host, optimizer=p, base=base, overrides=overrides, backend=backend,
+                           backend_options=backend_options) for p in policies}
     cells: list[Cell] = []
     grid = [(wl, p) for wl in workloads for p in policies]
     for n, (wl, p) in enumerate(grid, start=1):
@@ -183,6 +188,9 @@ def run_grid(
         rec = _Recorder()
         result, backend, _ = execute(prep, wl, log_path=d / "adaptation.jsonl", on_record=rec)
         summary = run_summary(prep, result, backend, wl, p)
+        report = getattr(backend, "run_report", None)
+        if callable(report):
+            summary["backend_report"] = report()
         write_seconds_csv(d / "seconds.csv", backend, result, config.carbon)
         write_json(d / "summary.json", summary)
         cells.append(Cell(wl.name, p, summary, d, rec.hash.hexdigest(), rec.count, tuple(rec.notes)))

@@ -62,13 +62,14 @@ def offsets(n: int, spread: str, rng: np.random.Generator) -> np.ndarray:
 async def replay(counts: Sequence[int], send: Callable[[], Awaitable[bool]], *, spread: str = "poisson",
                  seed: int = 0, duration_s: float | None = None, timeout_s: float = 60.0,
                  stop: asyncio.Event | None = None, stats: LoadStats | None = None,
-                 max_in_flight: int = 10_000) -> LoadStats:
-    """Send ``counts[i]`` requests in second ``i`` (real time); ``send()`` returns True on success."""
+                 max_in_flight: int = 10_000, t0: float | None = None) -> LoadStats:
+    """Send ``counts[i]`` requests in second ``i`` (real time from ``t0``, a ``time.monotonic()`` reading,
+    default now: give the receiver's so both count the same seconds); ``send()`` returns True on success."""
     stats = stats if stats is not None else LoadStats()
     rng = np.random.default_rng(seed)
     tasks: set[asyncio.Task] = set()
     slots = asyncio.Semaphore(max_in_flight)
-    t0 = time.monotonic()
+    t0 = time.monotonic() if t0 is None else t0
     seconds = len(counts) if duration_s is None else min(len(counts), int(math.ceil(duration_s)))
 
     async def one() -> None:

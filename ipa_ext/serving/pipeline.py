@@ -3,6 +3,7 @@ each stage's replica processes, a watchdog that restarts dead replicas, and per-
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from ..energy.cputime import process_tree_cpu_s
 from .http import Pool
 from .loadgen import LoadStats, replay
 from .loop import LoopThread
-from .process import CoreAllocator
+from .process import CoreAllocator, ServingError
 from .router import FRONT_PATH, Done, Router
 from .stage import StageReplicas, VariantModel
 
@@ -29,6 +30,18 @@ class External:
     port: int
     model: str
     input_size: int | None = None
+
+
+class ExternalError(ServingError):
+    """An external V2 server (``local.stages``) that cannot be used; ``name`` is its stage."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message, "external")
+
+
+EXTERNAL_TIMEOUT_S = 30.0
+"""How long an external server may take to answer its model's metadata request."""
 
 
 @dataclass
@@ -50,11 +63,11 @@ class LocalPipeline:
 
     def __init__(self, stages: Sequence[str], models: Mapping[str, Mapping[str, VariantModel]],
                  external: Mapping[str, External], *, drop_limit_s: float, max_batch_time_s: float,
-                 usable_cores: Sequence[int], router_port: int = 0) -> None:
+                 usable_cores: Sequence[int], router_port: int = 0, driver_cores: Sequence[int] = ()) -> None:
         self.stage_names = list(stages)
         self.loop = LoopThread()
         self.router = Router(stages, drop_limit_s)
-        self.allocator = CoreAllocator(usable_cores)
+        self.allocator = CoreAllocator(usable_cores, driver_cores)
         self.external = dict(external)
         self.stages = {s: StageReplicas(s, models.get(s, {}), self.allocator, self.router, self.loop,
                                         max_batch_time_s) for s in stages if s not in external}
@@ -74,12 +87,24 @@ class LocalPipeline:
         """Start every stage's replicas (variant, cpu, batch, replicas) and register external servers."""
         report = {}
         for name, ext in self.external.items():
-            self.loop.call(self.router.add_endpoint(name, "external", ext.port, ext.model, ext.input_size, ext.host))
+            self._add_external(name, ext)
         for name, st in self.stages.items():
             report[name] = st.start(*initial[name])
         self._watchdog = threading.Thread(target=self._watch, name="ipa-ext-watchdog", daemon=True)
         self._watchdog.start()
         return report
+
+    def _add_external(self, name: str, ext: External) -> None:
+        url = f"http://{ext.host}:{ext.port}"
+        try:
+            self.loop.call(asyncio.wait_for(self.router.add_endpoint(name, "external", ext.port, ext.model,
+                                                                     ext.input_size, ext.host), EXTERNAL_TIMEOUT_S))
+        except (asyncio.TimeoutError, TimeoutError):
+            raise ExternalError(name, f"the V2 server at {url} did not answer within {EXTERNAL_TIMEOUT_S:g} s") \
+                from None
+        except Exception as exc:  # refused, not V2, no such model, metadata without inputs
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            raise ExternalError(name, f"cannot use the V2 server at {url} (model {ext.model!r}): {why}") from None
 
     def start_load(self, counts: Sequence[int], *, spread: str, seed: int, duration_s: float | None,
                    timeout_s: float) -> None:
@@ -95,7 +120,7 @@ class LocalPipeline:
 
             try:
                 return await replay(counts, send, spread=spread, seed=seed, duration_s=duration_s,
-                                    timeout_s=timeout_s, stats=self.load)
+                                    timeout_s=timeout_s, stats=self.load, t0=self.router.t0)
             finally:
                 pool.close()
 
@@ -156,6 +181,9 @@ class LocalPipeline:
         return np.asarray(self.load.latencies_s, dtype=float)
 
     def close(self) -> None:
+        """Stop the load, the servers and the router; a second call does nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._watchdog is not None:
             self._watchdog.join(timeout=5)

@@ -136,11 +136,15 @@ class ReplicaProcess:
 
 
 class CoreAllocator:
-    """Disjoint core sets while cores last; then the least-used cores, counted as oversubscription."""
+    """Disjoint core sets while cores last; then the least-used cores, counted as oversubscription.
 
-    def __init__(self, usable: Sequence[int]) -> None:
+    ``driver`` cores run the ``ipa-ext`` process: they count as used once, so replicas get them last (shared).
+    """
+
+    def __init__(self, usable: Sequence[int], driver: Sequence[int] = ()) -> None:
         self.usable = tuple(sorted(usable))
-        self.used = {c: 0 for c in self.usable}
+        self.driver = tuple(c for c in driver if c in self.usable)
+        self.used = {c: int(c in self.driver) for c in self.usable}
         self.ever_shared = False
         """True once two replicas have shared a core (reported in the log and the summary)."""
 
@@ -149,7 +153,7 @@ class CoreAllocator:
         if n > len(self.usable):
             raise ServingError(f"{n} cores asked for one replica; this machine lets us use {len(self.usable)} "
                                f"({', '.join(map(str, self.usable))})", "cores")
-        chosen = sorted(sorted(self.usable, key=lambda c: (self.used[c], c))[:n])
+        chosen = sorted(sorted(self.usable, key=lambda c: (self.used[c], c in self.driver, c))[:n])
         shared = any(self.used[c] for c in chosen)
         self.ever_shared |= shared
         for c in chosen:
@@ -158,8 +162,12 @@ class CoreAllocator:
 
     def release(self, cores: Sequence[int]) -> None:
         for c in cores:
-            if self.used.get(c, 0) > 0:
+            if self.used.get(c, 0) > int(c in self.driver):
                 self.used[c] -= 1
+
+    def replica_counts(self) -> dict[int, int]:
+        """Replicas on each core (the driver not counted)."""
+        return {c: n - int(c in self.driver) for c, n in self.used.items()}
 
     @property
     def oversubscribed(self) -> bool:

@@ -2,6 +2,10 @@
 to the replica with the fewest outstanding requests, and drops a request once its age reaches the drop
 limit (IPA's ``drop_limit``). It records every request's end-to-end latency and the arrivals per second.
 
+``GET /metrics`` exports ``input_requests`` (a summary observed once per arrival, so
+``input_requests_count`` is the arrivals counter IPA's router exports and the kubernetes backend's default
+Prometheus query reads), ``pipeline_requests_total{status}`` and ``pipeline_request_duration_seconds``.
+
 Each stage gets a fixed input of its model's shape (binary tensor data, built once from the model's V2
 metadata): the stages are chained in time, not in data.
 """
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Histogram, Summary, generate_latest
 
 from .http import Pool, Request, Response, json_response, serve_connection
 from .v2 import DATATYPES, encode
@@ -67,6 +72,23 @@ def payload(meta: dict[str, Any], input_size: int | None) -> tuple[bytes, dict[s
     return encode({"parameters": {"binary_data_output": True}}, tensors, "inputs", binary=True)
 
 
+class RouterMetrics:
+    """The router's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.arrivals = Summary("input_requests", "Requests that reached the pipeline's front door (observed "
+                                "on arrival: items in the request)", registry=self.registry)
+        self.finished = Counter("pipeline_requests", "Pipeline requests finished, by how they ended",
+                                ["status"], registry=self.registry)
+        self.duration = Histogram("pipeline_request_duration_seconds", "End-to-end latency of served requests",
+                                  registry=self.registry,
+                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
 class Router:
     """Routes pipeline requests; thread-safe readers of its records (the loop runs in another thread)."""
 
@@ -83,6 +105,8 @@ class Router:
         self.outstanding = 0
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
+        self.metrics = RouterMetrics()
+        self._connections: dict[Any, asyncio.StreamWriter] = {}
 
     # -------------------------------------------------------------- endpoints (on the loop)
 
@@ -109,13 +133,22 @@ class Router:
 
     # -------------------------------------------------------------- serving
 
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections[task] = writer
+        try:
+            await serve_connection(reader, writer, self.handle)
+        finally:
+            self._connections.pop(task, None)
+
     async def start(self, port: int = 0) -> int:
-        self.server = await asyncio.start_server(lambda r, w: serve_connection(r, w, self.handle), "127.0.0.1",
-                                                 port)
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", port)
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
 
     async def handle(self, req: Request) -> Response:
+        if req.path == "/metrics" and req.method == "GET":
+            return Response(200, self.metrics.text(), {"content-type": "text/plain; version=0.0.4"})
         if req.path != FRONT_PATH or req.method != "POST":
             return json_response(404, {"error": f"send pipeline requests to POST {FRONT_PATH}"})
         done = await self.route()
@@ -135,6 +168,7 @@ class Router:
                 self._arrivals.append(0)
             self._arrivals[second] += 1
             self._arrival_times.append(t)
+        self.metrics.arrivals.observe(1)
 
     async def route(self) -> Done:
         """One request through every stage."""
@@ -156,6 +190,9 @@ class Router:
             self.outstanding -= 1
         now = self._now()
         done = Done(arrival, now - arrival, status, where, now)
+        self.metrics.finished.labels(status).inc()
+        if status == "served":
+            self.metrics.duration.observe(done.latency_s)
         with self._lock:
             self._done.append(done)
         return done
@@ -190,6 +227,11 @@ class Router:
         n = max(0, int(math.ceil(seconds)))
         return [float(c) for c in counts[max(0, now - n):now]]
 
+    def arrival_counts(self) -> list[int]:
+        """Arrivals in every whole second since the router's clock started."""
+        with self._lock:
+            return list(self._arrivals)
+
     def take(self) -> list[Done]:
         """The requests finished since the last call."""
         with self._lock:
@@ -205,6 +247,11 @@ class Router:
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        open_ = dict(self._connections)  # idle keep-alive clients (a Prometheus scraping /metrics)
+        for writer in open_.values():
+            writer.close()  # the handler reads end-of-file and returns
+        if open_:
+            await asyncio.wait(list(open_), timeout=2.0)
         for eps in self.endpoints.values():
             for e in eps:
                 e.pool.close()

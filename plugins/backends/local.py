@@ -19,11 +19,14 @@ router_port            0           the router's port on 127.0.0.1 (0: any free p
 model_cache            default     the zoo model cache folder
 stages                 {}          ``{stage: {url: http://HOST:PORT, model: NAME, input_size: N}}``:
                                    stages served by an external V2 server (never reconfigured)
+pin_driver             auto        pin the ipa-ext process to a core of its own: auto (when one is spare),
+                                   true or false
 =====================  ==========  ==============================================================
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -38,8 +41,12 @@ from ipa_ext.errors import ConfigError, IpaExtError
 from ipa_ext.model import Configuration, StageConfig
 from ipa_ext.config.numeric import option
 from ipa_ext.serving.loadgen import SPREADS, scaled_counts
-from ipa_ext.serving.pipeline import External, LocalPipeline
+from ipa_ext.serving.driver import PIN_MODES, DriverPlacement, pin_process, place_driver, restore_process
+from ipa_ext.serving.pipeline import External, ExternalError, LocalPipeline
+from ipa_ext.serving.seconds import RequestSeconds
 from ipa_ext.serving.stage import VariantModel
+
+log = logging.getLogger("ipa_ext.backends.local")
 
 
 def _external(stages: Any) -> dict[str, External]:
@@ -72,7 +79,7 @@ class LocalBackend(Backend):
                  max_batch_wait_s: float = 1.0, rate_scale: float = 1.0, duration_s: float | None = None,
                  spread: str = "poisson", seed: int = 0, request_timeout_s: float | None = None,
                  router_port: int = 0, model_cache: str | None = None, stages: Any = None,
-                 prometheus: Mapping[str, Any] | None = None) -> None:
+                 pin_driver: Any = "auto", prometheus: Mapping[str, Any] | None = None) -> None:
         if drop_limit_s is not None and drop_limit is not None:
             raise ValueError("give drop_limit_s or IPA's drop_limit, not both")
         limit = drop_limit_s if drop_limit_s is not None else drop_limit
@@ -89,6 +96,15 @@ class LocalBackend(Backend):
         self.router_port = option("router_port", router_port, integer=True, minimum=0, maximum=65535)
         self.model_cache = model_cache
         self.external = _external(stages or {})
+        mode = {True: "true", False: "false"}.get(pin_driver, pin_driver) if isinstance(pin_driver, bool) \
+            else pin_driver
+        if mode not in PIN_MODES:
+            raise ValueError(f"pin_driver must be auto, true or false, got {pin_driver!r}")
+        self.pin_driver = mode
+        self.driver = DriverPlacement((), "not started")
+        self._driver_masks: dict[int, set[int]] | None = None
+        self._usable: set[int] = set()
+        self._driver_ever_shared = False
         self.prometheus_section = prometheus if isinstance(prometheus, Mapping) and prometheus.get("url") else None
         self.pipeline: LocalPipeline | None = None
         self.sla_s = math.inf
@@ -96,6 +112,9 @@ class LocalBackend(Backend):
         self._apply_reports: dict[str, Any] = {}
         self._latencies: list[float] = []
         self._reader: Any = None
+        self._problem: Any = None
+        self._seconds: RequestSeconds | None = None
+        self._drained = False
         self.stage_names: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ start
@@ -134,6 +153,7 @@ class LocalBackend(Backend):
             raise ConfigError(f"no stage named {unknown[0]!r} (stages: {', '.join(self.stage_names)})",
                               path=context.config_path, where=f"local.stages.{unknown[0]}")
         self.sla_s = problem.sla_s
+        self._problem = problem
         drop = self.drop_limit_s if self.drop_limit_s is not None else self.sla_s
         usable = sorted(os.sched_getaffinity(0))
         for name, sc in zip(self.stage_names, context.initial):
@@ -143,24 +163,54 @@ class LocalBackend(Backend):
             from ipa_ext.monitoring.prometheus import parse_prometheus_settings
 
             self._reader = parse_prometheus_settings(self.prometheus_section, path=context.config_path).rate_reader()
+        self._place_driver(usable, context)
         try:
             self.pipeline = LocalPipeline(self.stage_names, models, self.external, drop_limit_s=drop,
                                           max_batch_time_s=self.max_batch_wait_s, usable_cores=usable,
-                                          router_port=self.router_port)
-            self.pipeline.start({n: (sc.variant, _cores(sc), sc.batch, sc.replicas)
-                                 for n, sc in zip(self.stage_names, context.initial)})
+                                          router_port=self.router_port, driver_cores=self.driver.cores)
         except OSError as exc:
             self.close()
             raise ConfigError(f"cannot serve on 127.0.0.1:{self.router_port}: {exc.strerror or exc}",
                               path=context.config_path, where="local.router_port") from None
+        try:
+            self.pipeline.start({n: (sc.variant, _cores(sc), sc.batch, sc.replicas)
+                                 for n, sc in zip(self.stage_names, context.initial)})
+        except ExternalError as exc:
+            self.close()
+            raise ConfigError(str(exc), path=context.config_path, where=f"local.stages.{exc.name}") from None
         except IpaExtError as exc:
             self.close()
             raise ConfigError(f"cannot start the servers: {exc}", path=context.config_path, where="initial") from None
         self._config = tuple(context.initial)
+        self._seconds = RequestSeconds(self.stage_names, self.sla_s)
+        self._seconds.configure(0.0, self._config, _accuracy(problem, self._config)[0])
         counts = scaled_counts(context.workload.rates.tolist(), self.rate_scale)
         timeout = self.request_timeout_s or drop + 30.0
         self.pipeline.start_load(counts, spread=self.spread, seed=self.seed, duration_s=self.duration_s,
                                  timeout_s=timeout)
+
+    def _place_driver(self, usable: list[int], context: RunContext) -> None:
+        """Pin this process (router, load generator, loop) apart when a core is spare; else say it shares."""
+        need = sum(_cores(sc) * sc.replicas for n, sc in zip(self.stage_names, context.initial)
+                   if n not in self.external)
+        self.driver = place_driver(usable, need, self.pin_driver)
+        self._usable = set(usable)
+        if self.driver.pinned:
+            self._driver_masks = pin_process(self.driver.cores)
+        else:
+            log.info("local: the ipa-ext process (router, load generator, loop) shares the %d usable cores "
+                        "with the replicas (%s): measured latencies include that contention", len(usable),
+                        self.driver.reason)
+
+    def _driver_shares(self) -> bool:
+        """Whether the driver shares a core with a replica now."""
+        counts = self._need().allocator.replica_counts()
+        if self.driver.pinned:
+            shared = any(counts.get(c, 0) for c in self.driver.cores)
+        else:
+            shared = all(n > 0 for n in counts.values())
+        self._driver_ever_shared |= shared
+        return shared
 
     # ------------------------------------------------------------------ the interface
 
@@ -173,7 +223,9 @@ class LocalBackend(Backend):
         return self._need().now_s()
 
     def finished(self) -> bool:
-        return self._need().load_finished()
+        """True once an interval was taken after the load ended (so no finished request is left untaken)."""
+        self._need()
+        return self._drained
 
     def observe_rates(self, duration_s: float) -> Sequence[float]:
         if self._reader is not None:
@@ -202,7 +254,10 @@ class LocalBackend(Backend):
             except IpaExtError as exc:
                 reports[name] = {"error": str(exc)}
                 ok.append(False)
+        before = self._config
         self._config = tuple(n if good else o for n, o, good in zip(config, self._config or config, ok))
+        if self._seconds is not None and self._config != before:
+            self._seconds.configure(pipe.now_s(), self._config, _accuracy(self._problem, self._config)[0])
         self._apply_reports = reports
         return tuple(ok)
 
@@ -214,11 +269,14 @@ class LocalBackend(Backend):
                 break
             if stop is None:
                 threading.Event().wait(min(0.2, max(0.0, end - pipe.now_s())))
+        self._drained = pipe.load_finished()  # every request has its record before the client's answer
         iv = pipe.interval()
         return self._outcome(iv)
 
     def _outcome(self, iv: Any) -> IntervalOutcome:
         served = [d for d in iv.done if d.status == "served"]
+        if self._seconds is not None:
+            self._seconds.record(iv.done)
         lat = [d.latency_s for d in served]
         self._latencies.extend(lat)
         span = max(0.0, iv.end_s - iv.start_s)
@@ -227,21 +285,30 @@ class LocalBackend(Backend):
         extra: dict[str, Any] = {
             "failed": failed, "restarts": iv.restarts, "load": iv.load,
             "dropped_by_stage": _count_by_stage(iv.done),
-            "oversubscribed": self._need().allocator.oversubscribed,
-            "cores_used": dict(self._need().allocator.used),
+            "oversubscribed": self._need().allocator.oversubscribed or self._driver_shares(),
+            "driver": {"cores": list(self.driver.cores), "shares_cores": self._driver_shares()},
+            "cores_used": self._need().allocator.replica_counts(),
             "server_pids": self._need().server_pids(),
         }
         if self._apply_reports:
             extra["reconfiguration"] = self._apply_reports
             self._apply_reports = {}
+        acc_pct, acc = _accuracy(self._problem, cfg) if cfg and self._problem is not None else (None, None)
         return IntervalOutcome(
             start_s=iv.start_s, end_s=iv.end_s, arrivals=float(iv.arrivals), served=float(len(served)),
             dropped=float(len(iv.done) - len(served)), late=float(sum(1 for x in lat if x > self.sla_s)),
             queued=float(iv.queued), busy_cpu_s_by_stage=iv.busy_cpu_s,
             reserved_core_s_by_stage={n: _cores(sc) * sc.replicas * span for n, sc in zip(self.stage_names, cfg)},
             latency_mean_s=float(np.mean(lat)) if lat else None, latency_max_s=max(lat) if lat else None,
-            extra=extra,
+            accuracy_pct=acc_pct, accuracy=acc, extra=extra,
         )
+
+    def per_second(self) -> RequestSeconds | None:
+        """Real requests per second (:mod:`ipa_ext.serving.seconds`); readable after :meth:`close`."""
+        if self._seconds is None or self.pipeline is None:
+            return None
+        self._seconds.finish(self.pipeline.router.arrival_counts(), self.pipeline._last_s)
+        return self._seconds
 
     def latency_quantiles(self, qs: Sequence[float]) -> dict[float, float | None] | None:
         if not self._latencies:
@@ -269,13 +336,19 @@ class LocalBackend(Backend):
             return {}
         s = pipe.load
         return {"restarts": {n: st.restarts for n, st in pipe.stages.items()},
-                "oversubscribed": pipe.allocator.ever_shared,
+                "oversubscribed": pipe.allocator.ever_shared or self._driver_ever_shared,
+                "driver": {"cores": list(self.driver.cores), "pinned": self.driver.pinned,
+                           "reason": self.driver.reason, "shared_cores": self._driver_ever_shared},
                 "load": {"sent": s.sent, "ok": s.ok, "rejected": s.rejected, "timeouts": s.timeouts,
                          "errors": s.errors, "rate_scale": self.rate_scale, "spread": self.spread}}
 
     def close(self) -> None:
         if self.pipeline is not None:
+            self._driver_shares()
             self.pipeline.close()
+        if self._driver_masks is not None:
+            restore_process(self._driver_masks, self._usable)
+            self._driver_masks = None
 
 
 def _family(zoo_name: str) -> str:
@@ -292,6 +365,16 @@ def _check_cores(name: str, sc: StageConfig, usable: list[int], context: RunCont
     if _cores(sc) > len(usable):
         raise ConfigError(f"stage {name!r} asks for {_cores(sc)} cores per replica; this machine lets ipa-ext "
                           f"use {len(usable)}", path=context.config_path, where=f"initial.{name}.cpu")
+
+
+def _accuracy(problem: Any, config: Configuration) -> tuple[float, float]:
+    """The configuration's accuracy: the stages' mean in percent, and the objective's term (as the simulation)."""
+    stages = problem.pipeline.stages
+    pct = sum(st.variant(sc.variant).accuracy for st, sc in zip(stages, config)) / len(stages)
+    terms = [problem.stage_accuracies[i][sc.variant] for i, sc in enumerate(config)]
+    method = problem.settings.accuracy_method
+    term = math.prod(terms) if method == "multiply" else sum(terms) / len(terms) if method == "average" else sum(terms)
+    return float(pct), float(term)
 
 
 def _count_by_stage(done: Sequence[Any]) -> dict[str, int]:

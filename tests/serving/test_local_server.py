@@ -166,3 +166,14 @@ def test_sigterm_drains_and_ends_the_server(models):
     rep = ReplicaProcess(ReplicaSpec("cls", models[0], 32, CORES[:1]))
     rep.stop(timeout_s=10)
     assert rep.proc.returncode == 0
+
+
+def test_the_driver_core_is_given_to_replicas_last_and_counts_as_shared():
+    alloc = CoreAllocator([0, 1, 2], driver=[2])
+    assert alloc.allocate(1) == ((0,), False) and alloc.allocate(1) == ((1,), False)
+    assert alloc.replica_counts() == {0: 1, 1: 1, 2: 0} and not alloc.oversubscribed
+    assert alloc.allocate(1) == ((0,), True) and alloc.oversubscribed  # as busy as the driver's: its core last
+    assert alloc.allocate(1) == ((1,), True) and alloc.allocate(1) == ((2,), True)
+    alloc.release([2])
+    alloc.release([2])  # never below the driver's own use
+    assert alloc.replica_counts() == {0: 2, 1: 2, 2: 0} and alloc.used[2] == 1
