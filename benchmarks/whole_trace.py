@@ -4,7 +4,7 @@
     python benchmarks/whole_trace.py [--trace workload.tbz2] [--optimizer ilp]
                                      [--check-window 1290000-1330000] [--skip-whole]
 
-1. Times ``ipa-ext simulate examples/video/config.yaml --trace TRACE`` over the whole
+1. Times ``ipa-ext simulate examples/video/config.yaml --workload TRACE`` over the whole
    trace (target: at most 120 s with ilp), once with the per-second CSV and once
    without it.
 2. Shows that memoising decisions by (predicted rate, running configuration) changes
@@ -70,7 +70,7 @@ def main() -> int:
             rows = []
             for label, extra in (("with per-second CSV", []), ("without per-second CSV", ["--no-seconds"])):
                 out = tmp / label.replace(" ", "-")
-                wall, proc = timed_cli(["simulate", str(cfg), "--trace", args.trace, "--out", str(out),
+                wall, proc = timed_cli(["simulate", str(cfg), "--workload", args.trace, "--out", str(out),
                                         "--quiet", *extra])
                 if proc.returncode != 0:
                     print(proc.stderr, file=sys.stderr)
