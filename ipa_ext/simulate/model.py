@@ -6,20 +6,8 @@ import math
 from dataclasses import dataclass
 
 from ..model import Configuration, StageConfig
+from ..problem.mix import stage_parts
 from ..problem.problem import Problem
-
-
-def stage_parts(sc: StageConfig) -> tuple[tuple[StageConfig, float], ...]:
-    """The (stage configuration, load share) parts of one stage.
-
-    A plain :class:`StageConfig` is one part with the whole load. A stage
-    configuration with a ``parts`` attribute (a load split over several
-    variants, as InfAdapter makes) lists its own parts.
-    """
-    parts = getattr(sc, "parts", None)
-    if parts:
-        return tuple(parts)
-    return ((sc, 1.0),)
 
 
 @dataclass(frozen=True)
