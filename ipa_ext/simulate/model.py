@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..model import Configuration, StageConfig
+from ..model import Configuration
 from ..problem.mix import stage_parts
 from ..problem.problem import Problem
 
