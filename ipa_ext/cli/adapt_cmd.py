@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", help="exact optimizer the baseline policies delegate to")
     p.add_argument("--out", help="output folder (default runs/adapt-<time>)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until stopped)")
+    p.add_argument("--steps", type=int, help="stop after this many adaptation steps (the initial record is step 0)")
     p.add_argument("--workload", help="local backend: synthetic pattern, IPA window name, or trace path to "
                                       "replay (default: the config's)")
     p.add_argument("--trace", help="local backend: Twitter-format trace file for IPA's named windows")
@@ -132,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     warn_failures(host)
     if args.duration is not None and not args.duration > 0:
         raise ConfigError(f"--duration must be > 0, got {args.duration:g}")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}", where="--steps")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise ConfigError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
     factory = _check_live(args, config, host)
@@ -149,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     output_dir(out)
     handler = _logging(args.verbose)
     timer: threading.Timer | None = None
+    running: list[Any] = []
 
     def on_record(record: Mapping[str, Any]) -> None:
         metrics.record_step(record, energy)
@@ -156,12 +160,15 @@ def run(args: argparse.Namespace) -> int:
             _print_patches(record)
         if not args.quiet:
             print(f"ipa-ext: {step_line(record, stages)}", file=sys.stderr, flush=True)
+        if args.steps is not None and running and record.get("step", 0) >= args.steps:
+            running[0].stop_event.set()
 
     def on_fault(phase: str, exc: Exception) -> None:
         metrics.record_fault(getattr(exc, "component", "") or "backend")
 
     def hook(adapter: Any) -> None:
         nonlocal timer
+        running.append(adapter)
         if args.duration is not None:
             timer = threading.Timer(args.duration, adapter.stop_event.set)
             timer.daemon = True

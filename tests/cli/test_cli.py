@@ -229,6 +229,8 @@ def test_command_line_component_errors_name_the_flag(tmp_path):
     assert_one_line_error(run_cli("optimize", str(c), "--rate", "5", "--optimizer", "ilp:bogus=1"),
                           "--optimizer: optimizer 'ilp': unknown option 'bogus'")
     assert_one_line_error(run_cli("adapt", str(c), "--backend", "nope"), "--backend: unknown backend 'nope'")
+    assert_one_line_error(run_cli("adapt", str(c), "--backend", "kubernetes", "--steps", "0"),
+                          "ipa-ext: error: --steps: --steps must be >= 1, got 0")
 
 
 @pytest.mark.parametrize("extra,needle", [
