@@ -208,8 +208,10 @@ def test_ctrl_c_keeps_every_complete_row_and_a_rerun_measures_the_rest(project, 
     out = project / "profiles.csv"
     env = {**os.environ, "CI": "true"}
     cmd = [sys.executable, "-m", "ipa_ext", "profile", str(project / "config.yaml"), "--cache-dir", cache,
-           "--seconds-per-row", "0.4", "--min-batches", "2", "--warmup", "1", "--idle-seconds", "0",
+           "--seconds-per-row", "1.0", "--min-batches", "2", "--warmup", "1", "--idle-seconds", "0",
            "--cpus", "1", "--batches", "1,2,4,8"]
+    # 12 rows of at least 1 s each: the interrupt after the second row lands mid-grid even when
+    # a loaded machine starves this polling loop for several seconds.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen: list[int] = []
     deadline = time.monotonic() + 120
