@@ -32,13 +32,14 @@ from .runner import execute, prepare, run_summary
 RESULT_COLUMNS = (
     "workload", "policy", "status", "same_as", "accuracy_pct", "slo_violation_pct", "dropped", "late",
     "served", "j_per_request", "energy_j", "mean_power_w", "mean_cores", "core_seconds",
-    "carbon_g", "latency_p99_s", "decision_p50_ms", "decision_p99_ms", "reconfigurations",
-    "energy_quality", "note", "optimizer_notes",
+    "carbon_g", "carbon_g_per_request", "latency_p99_s", "decision_p50_ms", "decision_p99_ms",
+    "reconfigurations", "energy_quality", "note", "optimizer_notes",
 )
 
 FIGURE_KEYS = (
     "accuracy_pct", "slo_violation_pct", "dropped", "late", "served", "j_per_request", "energy_j",
-    "mean_power_w", "mean_cores", "core_seconds", "carbon_g", "latency_p99_s", "reconfigurations",
+    "mean_power_w", "mean_cores", "core_seconds", "carbon_g", "carbon_g_per_request", "latency_p99_s",
+    "reconfigurations",
 )
 """A cell's figures apart from decision times: two cells with equal ones read as the same row."""
 
@@ -91,6 +92,7 @@ class Cell:
             "mean_cores": s["mean_cores"],
             "core_seconds": s["core_seconds"],
             "carbon_g": s.get("carbon_g"),
+            "carbon_g_per_request": s.get("carbon_g_per_served_request"),
             "latency_p99_s": s["latency_s"]["p99"],
             "decision_p50_ms": None if dt["p50"] is None else dt["p50"] * 1e3,
             "decision_p99_ms": None if dt["p99"] is None else dt["p99"] * 1e3,
@@ -246,11 +248,12 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 MD_COLUMNS = (
     ("policy", "policy", 0), ("accuracy %", "accuracy_pct", 2), ("SLO viol. %", "slo_violation_pct", 2),
-    ("dropped", "dropped", 0), ("J/request", "j_per_request", 3), ("energy J", "energy_j", 0),
+    ("dropped", "dropped", 0), ("J/request", "j_per_request", 3), ("gCO2/request", "carbon_g_per_request", -3),
+    ("energy J", "energy_j", 0),
     ("power W", "mean_power_w", 1), ("cores", "mean_cores", 2), ("p99 latency s", "latency_p99_s", 3),
     ("decision p50 ms", "decision_p50_ms", 2), ("decision p99 ms", "decision_p99_ms", 2),
 )
-ENERGY_KEYS = ("j_per_request", "energy_j", "mean_power_w")
+ENERGY_KEYS = ("j_per_request", "carbon_g_per_request", "energy_j", "mean_power_w")
 """Columns whose header (or, when a table mixes qualities, every value) says measured or estimated."""
 
 
@@ -258,7 +261,10 @@ def _cell_text(r: Mapping[str, Any], key: str, nd: int, quality_in_cells: bool) 
     v = r[key]
     if key == "policy":
         return str(v)
-    text = _fmt(v, nd) if nd else _fmt(round(v) if isinstance(v, float) else v)
+    if nd < 0:  # significant digits: grams per request are small numbers
+        text = "n/a" if v is None else f"{v:.{-nd}g}"
+    else:
+        text = _fmt(v, nd) if nd else _fmt(round(v) if isinstance(v, float) else v)
     if quality_in_cells and key in ENERGY_KEYS and v is not None and r.get("energy_quality"):
         text += f" ({r['energy_quality']})"
     return text
@@ -269,8 +275,10 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     qualities = {r.get("energy_quality") for r in rows if r["status"] != "n/a"} - {None}
     one = next(iter(qualities)) if len(qualities) == 1 else None
     marked = any(r.get("same_as") for r in rows)
+    columns = [c for c in MD_COLUMNS  # grams only where a carbon section gave an intensity
+               if c[1] != "carbon_g_per_request" or any(r.get(c[1]) is not None for r in rows)]
     heads = []
-    for h, k, _ in MD_COLUMNS:
+    for h, k, _ in columns:
         if k in ENERGY_KEYS and one:
             h = f"{h} ({one})"
         heads.append(h)
@@ -281,7 +289,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if r["status"] == "n/a":
             cells = [r["policy"], f"n/a: {r['note']}"] + [""] * (len(heads) - 2)
         else:
-            cells = [_cell_text(r, k, nd, one is None) for _, k, nd in MD_COLUMNS]
+            cells = [_cell_text(r, k, nd, one is None) for _, k, nd in columns]
             if marked:
                 cells.insert(1, f"= {r['same_as']}" if r.get("same_as") else "")
         lines.append("| " + " | ".join(cells) + " |")

@@ -224,3 +224,22 @@ def test_rank_normalised_accuracy_is_explained(tmp_path):
     assert code == 0
     line = next(l for l in stdout.splitlines() if l.startswith("mean accuracy"))
     assert "(objective term 0.000, rank-normalised: in each stage the least accurate variant scores 0" in line
+
+
+def test_grams_per_request_appear_with_a_carbon_section_and_only_then(grid, tmp_path):
+    _, stdout, rows = grid
+    assert all(r["carbon_g_per_request"] is None for r in rows.values())
+    assert "gCO2/request" not in stdout
+    cfg = write_config(tmp_path, workload={"type": "synthetic", "pattern": "step", "duration_s": 120, "seed": 0},
+                       carbon={"intensity_g_per_kwh": 400})
+    out = tmp_path / "out"
+    code, stdout, stderr = run_main("bench", str(cfg), "--policies", "ipa,ms", "--out", str(out), "--no-plots")
+    assert code == 0, stderr
+    carbon_rows = json.loads((out / "results.json").read_text())["results"]
+    for r in carbon_rows:
+        # grams per served request = joules per served request x 400 g/kWh / 3.6e6 J/kWh
+        assert r["carbon_g_per_request"] == pytest.approx(r["j_per_request"] * 400 / 3.6e6, rel=1e-9)
+    head = next(line for line in stdout.splitlines() if line.startswith("| policy"))
+    assert "| gCO2/request (estimated) |" in head
+    ms = next(line for line in stdout.splitlines() if line.startswith("| ms |"))
+    assert f"{carbon_rows[1]['carbon_g_per_request']:.3g}" in ms
