@@ -62,3 +62,20 @@ def write_json(name: str, obj: Any, out: Path | None = None) -> Path:
 def exact_base(host) -> str:
     """The exact optimizer the policies delegate to: ilp once it is registered."""
     return "ilp" if "ilp" in host.registry.names("optimizer") else "brute-force"
+
+
+def config_with(folder: Path, weights_changes: dict[str, Any] | None = None, **changes: Any) -> Path:
+    """The video example's config written to ``folder`` with its file paths made absolute,
+    ``changes`` merged in at the top level and ``weights_changes`` into its weights."""
+    import yaml
+
+    data = yaml.safe_load(CONFIG.read_text())
+    for key in ("pipeline", "profiles"):
+        data[key] = str((CONFIG.parent / data[key]).resolve())
+    data.update(changes)
+    if weights_changes:
+        data["weights"] = {**data.get("weights", {}), **weights_changes}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
