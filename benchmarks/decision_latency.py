@@ -2,7 +2,8 @@
 
 Two workloads, each for every solver available (or those named):
 
-* the bundled video example (``examples/video/config.yaml``);
+* the bundled video example (``examples/video/config.yaml``), for ``ilp`` and for
+  ``infadapter`` (variant mixing: the core mixing MILP, docs/optimizers.md);
 * synthetic pipelines on IPA's scalability grid: 1-9 stages x 1-9 variants,
   each variant profiled at 4 cpu x 4 batch values (cpu 1, 2, 4, 8; batch 1, 2,
   4, 8), allocation mode ``variable`` so every cpu is a choice (144 options per
@@ -132,7 +133,7 @@ def new_result(args: argparse.Namespace, solvers: Sequence[str]) -> dict[str, An
 
 
 def time_video(args: argparse.Namespace, host, solvers: Sequence[str], result: dict[str, Any], rows: list) -> None:
-    """Time ilp (per solver, and brute force when asked) on the video example."""
+    """Time ilp and infadapter (per solver, and brute force when asked) on the video example."""
     from dataclasses import replace
 
     from ipa_ext.config.config import load_config
@@ -148,6 +149,9 @@ def time_video(args: argparse.Namespace, host, solvers: Sequence[str], result: d
         m = measure(_optimizer(host, "ilp", solver), problem, video_rates, args.k)
         result["video"][solver] = m
         rows.append(["video", "2x5", solver, m])
+        m = measure(_optimizer(host, "infadapter", solver), problem, video_rates, args.k)
+        result["video"][f"infadapter/{solver}"] = m
+        rows.append(["video", "2x5", f"infadapter/{solver}", m])
     if args.brute_force:
         m = measure(_optimizer(host, "brute-force"), problem, video_rates, args.k)
         result["video"]["brute-force"] = m

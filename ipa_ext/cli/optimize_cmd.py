@@ -7,12 +7,14 @@ a table of the first ``--show`` and how many more the pool holds.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from ..config.config import load_config, parse_policy
 from ..config.show import shown
 from ..errors import ConfigError
 from ..optimizers import Decision
+from ..problem.mix import stage_parts
 from ..problem.problem import Evaluation, Problem
 from ..report.summary import accuracy_term_note
 from ..report.tables import table
@@ -76,12 +78,13 @@ def used_weights(problem: Problem, decision: Decision) -> dict[str, float]:
 
 
 def evaluation_dict(problem: Problem, ev: Evaluation) -> dict[str, Any]:
+    _, latency, thr = _part_rows(problem, ev)
     d: dict[str, Any] = {
         "objective": ev.objective,
         "terms": dict(ev.terms),
         "weighted_terms": dict(ev.weighted),
-        "latency_s": ev.latency_s,
-        "throughput_rps": min(o.capacity_rps for o in ev.options),
+        "latency_s": latency,
+        "throughput_rps": thr,
         "stages": [
             {"stage": problem.pipeline.stages[i].name, **row} for i, row in enumerate(ev.stage_rows())
         ],
@@ -187,18 +190,30 @@ def _pool_note(decision: Decision) -> str:
     return f"(the best {len(decision.candidates)})"
 
 
+def _part_rows(problem: Problem, ev: Evaluation) -> tuple[list[list[Any]], float, float]:
+    """One row per stage, or per part of a stage mix (with its load share); the pipeline's
+    latency (each stage's slowest part) and throughput (each stage's summed capacity)."""
+    rows, latency, thr = [], 0.0, math.inf
+    mixed = any(len(stage_parts(sc)) > 1 for sc in ev.config)
+    for i, (sc, main) in enumerate(zip(ev.config, ev.options)):
+        parts = stage_parts(sc)
+        opts = [(problem.make_option(i, p.variant, p.cpu, p.batch, p.replicas, share * ev.rate_rps), share)
+                for p, share in parts] if len(parts) > 1 else [(main, 1.0)]
+        latency += max(o.latency_s for o, _ in opts)
+        thr = min(thr, sum(o.capacity_rps for o, _ in opts))
+        for o, share in opts:
+            row = [problem.pipeline.stages[i].name, o.variant, f"{o.cpu:g}", o.batch, o.replicas,
+                   o.model_latency_s, o.queue_s, o.capacity_rps, o.cores]
+            rows.append(row + [f"{share:.4g}"] if mixed else row)
+    return rows, latency, thr
+
+
 def _print_candidate(problem: Problem, decision: Decision, ev: Evaluation) -> None:
     weights = used_weights(problem, decision)
-    rows = []
-    for i, o in enumerate(ev.options):
-        rows.append([
-            problem.pipeline.stages[i].name, o.variant, f"{o.cpu:g}", o.batch, o.replicas,
-            o.model_latency_s, o.queue_s, o.capacity_rps, o.cores,
-        ])
-    print(table(["stage", "variant", "cpu", "batch", "replicas", "latency_s", "queue_s",
-                 "capacity_rps", "cores"], rows))
-    thr = min(o.capacity_rps for o in ev.options)
-    print(f"latency  {ev.latency_s:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
+    rows, latency, thr = _part_rows(problem, ev)
+    head = ["stage", "variant", "cpu", "batch", "replicas", "latency_s", "queue_s", "capacity_rps", "cores"]
+    print(table(head + (["share"] if len(rows[0]) > len(head) else []), rows))
+    print(f"latency  {latency:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
     print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
     if "energy" in ev.terms:
         info = decision.info
@@ -224,7 +239,14 @@ def _accuracy_line(problem: Problem, ev: Evaluation) -> str:
     """The accuracy term per stage, and how it is scored (rank-normalised scores read as a bug otherwise)."""
     st = problem.settings
     scores = problem.stage_accuracies
-    per_stage = [f"{stage.name} {o.variant} {scores[i][o.variant]:.4g}"
-                 for i, (stage, o) in enumerate(zip(problem.pipeline.stages, ev.options))]
+    per_stage = []
+    for i, (stage, sc) in enumerate(zip(problem.pipeline.stages, ev.config)):
+        parts = stage_parts(sc)
+        if len(parts) == 1:
+            per_stage.append(f"{stage.name} {sc.variant} {scores[i][sc.variant]:.4g}")
+        else:  # a mix: the load-weighted score
+            mix = " + ".join(f"{share:.3g} x {p.variant} {scores[i][p.variant]:.4g}" for p, share in parts)
+            per_stage.append(f"{stage.name} {sum(share * scores[i][p.variant] for p, share in parts):.4g} "
+                             f"({mix})")
     note = accuracy_term_note(st.normalize_accuracy, st.accuracy_method, len(per_stage))
     return f"accuracy {ev.terms['accuracy']:.4g} from {', '.join(per_stage)} ({note})"

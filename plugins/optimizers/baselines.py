@@ -33,9 +33,9 @@ vpa           Kubernetes Vertical Pod Autoscaler: fixed variant, batch and repli
               limit, as a container cannot use more. Not SLO-aware: its
               configuration is applied even when it breaks the SLA (the log lists
               the violations).
-infadapter    InfAdapter: a set of variants with the load split among them, most
-              accurate first, for single-stage pipelines only; on a multi-stage
-              pipeline it reports that it does not apply (no candidates).
+infadapter    InfAdapter: per stage, a set of variants with the load split among
+              them (each with its own replicas), chosen exactly by the core mixing
+              model, on pipelines of any length.
 ============  ====================================================================
 """
 

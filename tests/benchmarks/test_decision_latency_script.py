@@ -19,7 +19,7 @@ def test_benchmark_script_writes_json(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
-    assert set(data["video"]) == set(SOLVERS)
+    assert set(data["video"]) == set(SOLVERS) | {f"infadapter/{s}" for s in SOLVERS}
     assert [(g["stages"], g["variants"]) for g in data["grid"]] == [(1, 2)] * len(SOLVERS) + [(2, 2)] * len(SOLVERS)
     for row in [*data["video"].values(), *data["grid"]]:
         assert row["decisions"] == 3 and row["infeasible"] == 0
@@ -27,4 +27,4 @@ def test_benchmark_script_writes_json(tmp_path):
     assert 0 < data["grid"][-1]["options"] <= 2 * 2 * 16  # 2 stages x 2 variants x (4 cpu x 4 batch)
     lines = proc.stdout.splitlines()
     assert lines[0].split()[:5] == ["workload", "size", "solver", "median_ms", "p95_ms"]
-    assert len(lines) == 1 + len(SOLVERS) * 3 + 1
+    assert len(lines) == 1 + len(SOLVERS) * 4 + 1  # video: ilp and infadapter per solver
