@@ -1,5 +1,5 @@
 """A whole pipeline served on this machine: the router and its load generator on a background event loop,
-each stage's replica processes, a watchdog that restarts dead replicas, and per-interval accounting."""
+each stage's replica groups, a watchdog that restarts dead replicas, and per-interval accounting."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..energy.cputime import process_tree_cpu_s
+from ..model import StageConfig
 from .http import Pool
 from .loadgen import LoadStats, replay
 from .loop import LoopThread
@@ -56,6 +57,10 @@ class Interval:
     busy_cpu_s: dict[str, float]
     restarts: int
     load: dict[str, Any] = field(default_factory=dict)
+    served_by_variant: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per stage, the requests each variant answered (every member of an ensemble answers each request)."""
+    votes: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per ensemble stage, how its majority votes went (:meth:`Router.take_counts`)."""
 
 
 class LocalPipeline:
@@ -83,13 +88,14 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, initial: Mapping[str, tuple[str, int, int, int]]) -> dict[str, Any]:
-        """Start every stage's replicas (variant, cpu, batch, replicas) and register external servers."""
+    def start(self, initial: Mapping[str, StageConfig | tuple[str, float, int, int]]) -> dict[str, Any]:
+        """Start every stage's replicas (a stage configuration, a mix or an ensemble; or a tuple (variant, cpu,
+        batch, replicas)) and register external servers."""
         report = {}
         for name, ext in self.external.items():
             self._add_external(name, ext)
         for name, st in self.stages.items():
-            report[name] = st.start(*initial[name])
+            report[name] = st.start(_config(initial[name]))
         self._watchdog = threading.Thread(target=self._watch, name="ipa-ext-watchdog", daemon=True)
         self._watchdog.start()
         return report
@@ -140,11 +146,12 @@ class LocalPipeline:
 
     # ------------------------------------------------------------------ changes and accounting
 
-    def apply(self, name: str, variant: str, cpu: int, batch: int, replicas: int) -> dict[str, Any]:
+    def apply(self, name: str, config: StageConfig | tuple[str, float, int, int]) -> dict[str, Any]:
+        """Move stage ``name`` to ``config`` (see :meth:`StageReplicas.apply`); the seconds it took."""
         if name in self.external:
             return {"external": True}
         with self._lock:
-            return self.stages[name].apply(variant, cpu, batch, replicas)
+            return self.stages[name].apply(_config(config))
 
     def _busy_cpu_s(self) -> dict[str, float]:
         out = {}
@@ -169,10 +176,12 @@ class LocalPipeline:
         with self._lock:
             busy = self._busy_cpu_s()
         s = self.load
-        return Interval(start, end, self.router.arrivals_between(start, end), self.router.take(),
+        done = self.router.take()
+        served, votes = self.router.take_counts()
+        return Interval(start, end, self.router.arrivals_between(start, end), done,
                         self.router.outstanding, busy, new_restarts,
                         {"sent": s.sent, "ok": s.ok, "rejected": s.rejected, "timeouts": s.timeouts,
-                         "errors": s.errors})
+                         "errors": s.errors}, served, votes)
 
     def server_pids(self) -> list[int]:
         return [pid for st in self.stages.values() for pid in st.pids()]
@@ -197,3 +206,7 @@ class LocalPipeline:
         except Exception:
             pass
         self.loop.close()
+
+
+def _config(config: StageConfig | tuple[str, float, int, int]) -> StageConfig:
+    return config if isinstance(config, StageConfig) else StageConfig(*config)

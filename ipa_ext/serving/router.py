@@ -2,6 +2,11 @@
 to the replica with the fewest outstanding requests, and drops a request once its age reaches the drop
 limit (IPA's ``drop_limit``). It records every request's end-to-end latency and the arrivals per second.
 
+A stage served by several replica groups has a :class:`~ipa_ext.serving.routes.Route`: a mix sends each
+request to one group by the shares (weighted round-robin, then the fewest outstanding requests within the
+group); an ensemble sends it to every group and answers when all answered, with their majority vote. The
+router counts the requests each variant served per stage.
+
 ``GET /metrics`` exports ``input_requests`` (a summary observed once per arrival, so
 ``input_requests_count`` is the arrivals counter IPA's router exports and the kubernetes backend's default
 Prometheus query reads), ``pipeline_requests_total{status}`` and ``pipeline_request_duration_seconds``.
@@ -24,7 +29,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, Summary, generate_latest
 
 from .http import Pool, Request, Response, json_response, serve_connection
-from .v2 import DATATYPES, encode
+from .routes import ENSEMBLE, RoundRobin, Route, Vote, majority
+from .v2 import DATATYPES, ProtocolError, decode_outputs, encode, split_body
 
 FRONT_PATH = "/v2/models/pipeline/infer"
 DEADLINE = "ipa-ext-deadline"
@@ -45,6 +51,10 @@ class Endpoint:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     outstanding: int = 0
+    group: str = ""
+    """The replica group (a mix's part or an ensemble's member) it belongs to; routes name groups."""
+    variant: str = ""
+    """The variant it serves now, under which its answers are counted."""
 
 
 @dataclass
@@ -56,6 +66,8 @@ class Done:
     status: str  # served | dropped | failed
     stage: str | None = None
     finished_s: float = 0.0
+    votes: dict[str, Vote] = field(default_factory=dict)
+    """The ensemble stages' majority votes."""
 
 
 def payload(meta: dict[str, Any], input_size: int | None) -> tuple[bytes, dict[str, str]]:
@@ -97,6 +109,11 @@ class Router:
         self.drop_limit_s = drop_limit_s
         self.stage_timeout_s = stage_timeout_s
         self.endpoints: dict[str, list[Endpoint]] = {s: [] for s in stages}
+        self.routes: dict[str, Route | None] = {s: None for s in stages}
+        """None: every endpoint of the stage, least outstanding first (one group, or an external server)."""
+        self._turns: dict[str, RoundRobin] = {s: RoundRobin() for s in stages}
+        self._served: dict[str, dict[str, int]] = {s: {} for s in stages}
+        self._votes: dict[str, dict[str, int]] = {s: {} for s in stages}
         self.t0 = time.monotonic()
         self._lock = threading.Lock()
         self._arrivals: list[int] = []
@@ -111,9 +128,10 @@ class Router:
     # -------------------------------------------------------------- endpoints (on the loop)
 
     async def add_endpoint(self, stage: str, key: str, port: int, model: str, input_size: int | None,
-                           host: str = "127.0.0.1") -> Endpoint:
-        """Fetch the model's metadata, build its payload, then let it take traffic."""
-        ep = Endpoint(key, host, port, model, Pool(host, port))
+                           host: str = "127.0.0.1", group: str = "", variant: str = "") -> Endpoint:
+        """Fetch the model's metadata, build its payload, then let it take traffic (a grouped stage's endpoint
+        once its route names its group)."""
+        ep = Endpoint(key, host, port, model, Pool(host, port), group=group, variant=variant)
         resp = await ep.pool.request("GET", f"/v2/models/{model}")
         if resp.status != 200:
             raise ConnectionError(f"{host}:{port} has no model {model!r} (status {resp.status})")
@@ -130,6 +148,17 @@ class Router:
             await asyncio.sleep(0.01)
         for e in gone:
             e.pool.close()
+
+    async def set_route(self, stage: str, route: Route | None) -> None:
+        """From the next request on, spread the stage's requests by ``route``."""
+        self.routes[stage] = route
+        self._turns[stage] = RoundRobin()
+
+    async def relabel(self, stage: str, group: str, variant: str) -> None:
+        """The group's replicas serve ``variant`` now (after an in-place switch)."""
+        for e in self.endpoints[stage]:
+            if e.group == group:
+                e.variant = variant
 
     # -------------------------------------------------------------- serving
 
@@ -153,8 +182,10 @@ class Router:
             return json_response(404, {"error": f"send pipeline requests to POST {FRONT_PATH}"})
         done = await self.route()
         if done.status == "served":
-            return json_response(200, {"model_name": "pipeline", "outputs": [],
-                                       "parameters": {"latency_s": done.latency_s}})
+            params: dict[str, Any] = {"latency_s": done.latency_s}
+            if done.votes:
+                params["ensemble"] = {s: v.as_dict() for s, v in done.votes.items()}
+            return json_response(200, {"model_name": "pipeline", "outputs": [], "parameters": params})
         return json_response(503, {"error": f"{'drop-limit' if done.status == 'dropped' else 'failed'} "
                                             f"at stage {done.stage}"})
 
@@ -175,21 +206,23 @@ class Router:
         arrival = self._now()
         self._arrive(arrival)
         self.outstanding += 1
-        status, where = "served", None
+        status, where, votes = "served", None, {}
         try:
             for stage in self.stages:
                 remaining = self.drop_limit_s - (self._now() - arrival)
                 if remaining <= 0:
                     status, where = "dropped", stage
                     break
-                status = await self._call(stage, remaining)
+                status, vote = await self._call(stage, remaining)
+                if vote is not None:
+                    votes[stage] = vote
                 if status != "served":
                     where = stage
                     break
         finally:
             self.outstanding -= 1
         now = self._now()
-        done = Done(arrival, now - arrival, status, where, now)
+        done = Done(arrival, now - arrival, status, where, now, votes)
         self.metrics.finished.labels(status).inc()
         if status == "served":
             self.metrics.duration.observe(done.latency_s)
@@ -197,25 +230,67 @@ class Router:
             self._done.append(done)
         return done
 
-    async def _call(self, stage: str, remaining_s: float) -> str:
-        eps = self.endpoints[stage]
+    def _least(self, stage: str, group: str | None) -> Endpoint | None:
+        eps = [e for e in self.endpoints[stage] if group is None or e.group == group]
+        return min(eps, key=lambda e: e.outstanding) if eps else None
+
+    async def _call(self, stage: str, remaining_s: float) -> tuple[str, Vote | None]:
+        """One stage of one request: its status, and an ensemble stage's vote."""
+        route = self.routes[stage]
+        if route is not None and route.kind == ENSEMBLE:
+            return await self._ensemble(stage, route, remaining_s)
+        group = None
+        if route is not None:
+            group = self._turns[stage].pick(route, {e.group for e in self.endpoints[stage]})
+            if group is None:
+                return "failed", None
+        ep = self._least(stage, group)
+        if ep is None:
+            return "failed", None
+        return (await self._send(stage, ep, remaining_s, False))[0], None
+
+    async def _ensemble(self, stage: str, route: Route, remaining_s: float) -> tuple[str, Vote | None]:
+        """Every member group answers (at once); the slowest sets the stage's latency; then the vote."""
+        eps = [ep for ep in (self._least(stage, g) for g in route.groups) if ep is not None]
         if not eps:
-            return "failed"
-        ep = min(eps, key=lambda e: e.outstanding)
+            return "failed", None
+        answers = await asyncio.gather(*(self._send(stage, ep, remaining_s, True) for ep in eps))
+        statuses = {status for status, _ in answers}
+        if statuses != {"served"}:
+            return ("failed" if "failed" in statuses else "dropped"), None
+        vote = majority([outputs or {} for _, outputs in answers])
+        key = "first_member" if vote.rule == "first-member" else "outvoted" if vote.outvoted else "voted"
+        with self._lock:
+            self._votes[stage][key] = self._votes[stage].get(key, 0) + 1
+        return "served", vote
+
+    async def _send(self, stage: str, ep: Endpoint, remaining_s: float,
+                    outputs: bool) -> tuple[str, dict[str, np.ndarray] | None]:
+        """One infer request to one replica: how it ended, and its output tensors when asked for."""
         ep.outstanding += 1
         try:
             headers = {**ep.headers, DEADLINE: repr(time.time() + remaining_s)}
             resp = await asyncio.wait_for(ep.pool.request("POST", f"/v2/models/{ep.model}/infer", ep.body,
                                                           headers), min(remaining_s + GRACE_S, self.stage_timeout_s))
         except asyncio.TimeoutError:
-            return "dropped"
+            return "dropped", None
         except (OSError, ConnectionError, asyncio.IncompleteReadError):
-            return "failed"
+            return "failed", None
         finally:
             ep.outstanding -= 1
         if resp.status == 503:
-            return "dropped"
-        return "served" if resp.status == 200 else "failed"
+            return "dropped", None
+        if resp.status != 200:
+            return "failed", None
+        label = ep.variant or ep.group or ep.model
+        with self._lock:
+            self._served[stage][label] = self._served[stage].get(label, 0) + 1
+        if not outputs:
+            return "served", None
+        try:
+            return "served", decode_outputs(*split_body(resp.body, resp.headers))
+        except (ProtocolError, ValueError):
+            return "served", {}
 
     # -------------------------------------------------------------- records (any thread)
 
@@ -237,6 +312,17 @@ class Router:
         with self._lock:
             done, self._done = self._done, []
         return done
+
+    def take_counts(self) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        """Per stage, the requests each variant served, and the ensemble stages' votes (``voted``: the first
+        member's class won; ``outvoted``: another class won; ``first_member``: outputs not comparable),
+        since the last call."""
+        with self._lock:
+            served = {s: dict(c) for s, c in self._served.items() if c}
+            votes = {s: dict(c) for s, c in self._votes.items() if c}
+            for c in (*self._served.values(), *self._votes.values()):
+                c.clear()
+        return served, votes
 
     def arrivals_between(self, a_s: float, b_s: float) -> int:
         """Requests that arrived in ``[a_s, b_s)`` (seconds since the router started)."""

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .router import Done
+from .stage import layout
 
 
 @dataclass
@@ -56,9 +57,10 @@ class RequestSeconds:
                 sec.failed += 1
 
     def configure(self, start_s: float, config: Sequence[Any], accuracy_pct: float | None) -> None:
-        """The configuration (StageConfig-like: variant, cpu, batch, replicas) in force from ``start_s``."""
+        """The configuration in force from ``start_s``: its columns name each stage's main variant (a mix's
+        largest part, an ensemble's first member); ``cores`` counts every part's and member's replicas."""
         stages = tuple((sc.variant, float(sc.cpu), int(sc.batch), int(sc.replicas)) for sc in config)
-        cores = sum(math.ceil(cpu) * replicas for _, cpu, _, replicas in stages)
+        cores = sum(p.cores * p.replicas for sc in config for p in layout(sc)[1])
         self._configs.append(_Config(start_s, stages, float(cores), accuracy_pct))
 
     def finish(self, arrivals: Sequence[int], end_s: float) -> None:

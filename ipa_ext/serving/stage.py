@@ -1,30 +1,63 @@
-"""One pipeline stage's replicas: started pinned, registered with the router once ready, changed at run time
-(variant, batch, cores, count) and restarted when one dies. Every change is timed for the adaptation log."""
+"""One pipeline stage on this machine: one replica group per part of a mix (or member of an ensemble; a plain
+stage is one group), the stage's route in the router, and run-time changes between any two of them that fail
+no request: new groups are ready before the route names them, and departed groups leave the route, then drain.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
+from ..model import StageConfig
+from ..problem.mix import stage_members, stage_parts
+from .group import ReplicaGroup, VariantModel
 from .loop import LoopThread
-from .process import CoreAllocator, ReplicaProcess, ReplicaSpec, ServingError
+from .process import CoreAllocator
 from .router import Router
+from .routes import ENSEMBLE, MIX, Route
+
+__all__ = ["Part", "StageReplicas", "VariantModel", "layout", "whole_cores"]
+
+
+def whole_cores(cpu: float) -> int:
+    """A replica's cores: its ``cpu`` rounded up, at least one."""
+    return max(1, int(math.ceil(cpu)))
 
 
 @dataclass(frozen=True)
-class VariantModel:
-    """The ONNX file behind a variant, the image size it is fed at, and its input layout's signature."""
+class Part:
+    """One replica group's configuration and the share of the stage's requests it gets (an ensemble's
+    members get every request: 1)."""
 
-    path: Path
-    input_size: int | None
-    signature: str
+    variant: str
+    cores: int
+    batch: int
+    replicas: int
+    share: float = 1.0
+
+
+def layout(sc: StageConfig) -> tuple[str, tuple[Part, ...]]:
+    """How a stage configuration is served: ``mix`` (a plain one is a mix of one part) or ``ensemble``."""
+    if getattr(sc, "members", None):
+        return ENSEMBLE, tuple(Part(m.variant, whole_cores(m.cpu), m.batch, m.replicas) for m in stage_members(sc))
+    return MIX, tuple(Part(p.variant, whole_cores(p.cpu), p.batch, p.replicas, float(share))
+                      for p, share in stage_parts(sc))
+
+
+def _labels(parts: tuple[Part, ...]) -> list[str]:
+    """Each part's name in reports: its variant, with ``#2``, ``#3`` for a variant's further parts."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in parts:
+        seen[p.variant] = seen.get(p.variant, 0) + 1
+        out.append(p.variant if seen[p.variant] == 1 else f"{p.variant}#{seen[p.variant]}")
+    return out
 
 
 class StageReplicas:
-    """The replica processes of one stage (see the module docstring)."""
+    """The replica groups of one stage (see the module docstring)."""
 
     def __init__(self, name: str, models: Mapping[str, VariantModel], allocator: CoreAllocator, router: Router,
                  loop: LoopThread, max_batch_time_s: float) -> None:
@@ -34,126 +67,118 @@ class StageReplicas:
         self.router = router
         self.loop = loop
         self.max_batch_time_s = max_batch_time_s
-        self.replicas: list[ReplicaProcess] = []
-        self.variant: str | None = None
-        self.cpu = 0
-        self.batch = 1
-        self.restarts = 0
-        self.oversubscribed = False
+        self.groups: list[ReplicaGroup] = []
+        self.kind = MIX
+        self.shares: dict[str, float] = {}
+        self._serial = 0
+        self._gone_restarts = 0
 
-    # ------------------------------------------------------------------ pieces
+    @property
+    def restarts(self) -> int:
+        return self._gone_restarts + sum(g.restarts for g in self.groups)
 
-    def _spec(self, variant: str, cores: tuple[int, ...], batch: int) -> ReplicaSpec:
-        m = self.models[variant]
-        return ReplicaSpec(self.name, m.path, m.input_size, cores, batch,
-                           self.max_batch_time_s if batch > 1 else 0.0)
+    def _group(self) -> ReplicaGroup:
+        self._serial += 1
+        return ReplicaGroup(self.name, self.models, self.allocator, self.router, self.loop, self.max_batch_time_s,
+                            key=f"g{self._serial}")
 
-    def _start_one(self, variant: str, cpu: int, batch: int) -> ReplicaProcess:
-        cores, shared = self.allocator.allocate(cpu)
-        self.oversubscribed |= shared
+    def _route(self, kind: str, pairs: list[tuple[Part, ReplicaGroup]]) -> None:
+        shares = {g.key: p.share for p, g in pairs}
+        route = Route.ensemble(list(shares)) if kind == ENSEMBLE else Route.mix(shares)
+        self.loop.call(self.router.set_route(self.name, route))
+        self.kind, self.shares = kind, shares
+
+    def _start_groups(self, parts: list[Part]) -> list[tuple[ReplicaGroup, dict[str, Any]]]:
+        """New groups, ready, with their start reports (or none: one that fails takes the ones already
+        started down with it)."""
+        started: list[tuple[ReplicaGroup, dict[str, Any]]] = []
         try:
-            rep = ReplicaProcess(self._spec(variant, cores, batch))
-            self.loop.call(self.router.add_endpoint(self.name, str(rep.pid), rep.port, self.name,
-                                                    self.models[variant].input_size))
+            for p in parts:
+                g = self._group()
+                started.append((g, {}))
+                started[-1] = (g, g.start(p.variant, p.cores, p.batch, p.replicas))
         except BaseException:
-            self.allocator.release(cores)
-            if "rep" in locals():
-                rep.kill()
+            for g, _ in started:
+                g.close()
             raise
-        return rep
+        return started
 
-    def _add(self, n: int, variant: str, cpu: int, batch: int) -> None:
-        for _ in range(n):
-            self.replicas.append(self._start_one(variant, cpu, batch))
-
-    def _remove(self, reps: list[ReplicaProcess]) -> None:
-        """Out of the router first, drained, then stopped."""
-        for rep in reps:
-            self.replicas.remove(rep)
-        for rep in reps:
-            self.loop.call(self.router.remove_endpoint(self.name, str(rep.pid)))
-        for rep in reps:
-            rep.stop()
-            self.allocator.release(rep.spec.cores)
-
-    def _plan(self, rep: ReplicaProcess, variant: str, cpu: int, batch: int) -> dict[str, Any]:
-        """The control request that moves ``rep`` in place (new cores allocated here, in this thread)."""
-        changes: dict[str, Any] = {}
-        if cpu != len(rep.spec.cores):
-            self.allocator.release(rep.spec.cores)
-            cores, shared = self.allocator.allocate(cpu)
-            self.oversubscribed |= shared
-            changes.update(cores=list(cores), threads=cpu)
-        m = self.models[variant]
-        if m.path != rep.spec.model:
-            changes.update(model=str(m.path), input_size=m.input_size)
-        wait = self.max_batch_time_s if batch > 1 else 0.0
-        if batch != rep.spec.max_batch_size or wait != rep.spec.max_batch_time_s:
-            changes.update(max_batch_size=batch, max_batch_time_s=wait)
-        return changes
-
-    # ------------------------------------------------------------------ the interface
-
-    def start(self, variant: str, cpu: int, batch: int, replicas: int) -> dict[str, Any]:
+    def start(self, sc: StageConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
-        self._add(replicas, variant, cpu, batch)
-        self.variant, self.cpu, self.batch = variant, cpu, batch
-        return {"start_s": time.perf_counter() - t0, "replicas": replicas}
+        kind, parts = layout(sc)
+        self.groups = [g for g, _ in self._start_groups(list(parts))]
+        self._route(kind, list(zip(parts, self.groups)))
+        return {"start_s": time.perf_counter() - t0, "replicas": sum(p.replicas for p in parts)}
 
-    def apply(self, variant: str, cpu: int, batch: int, replicas: int) -> dict[str, Any]:
-        """Move to the new configuration without failing a request; the seconds each part took."""
+    def _match(self, parts: tuple[Part, ...]) -> tuple[list[ReplicaGroup | None], list[ReplicaGroup]]:
+        """For each new part the group that becomes it (one of the same variant first, else a leftover one,
+        switched in place), or None (a new group); and the groups left over (they go)."""
+        free = list(self.groups)
+        pairs: list[ReplicaGroup | None] = [None] * len(parts)
+        for i, p in enumerate(parts):
+            g = next((g for g in free if g.variant == p.variant), None)
+            if g is not None:
+                pairs[i] = g
+                free.remove(g)
+        for i in range(len(parts)):
+            if pairs[i] is None and free:
+                pairs[i] = free.pop(0)
+        return pairs, free
+
+    def apply(self, sc: StageConfig) -> dict[str, Any]:
+        """Move to ``sc`` without failing a request; the seconds each part took.
+
+        New groups start first; groups whose share grows change before the new route, those whose share
+        shrinks after it; groups no part needs leave the route, then drain and stop."""
+        kind, parts = layout(sc)
+        pairs, gone = self._match(parts)
+        labels = _labels(parts)
+        t0 = time.perf_counter()
         report: dict[str, Any] = {}
-        if replicas < len(self.replicas):
-            t = time.perf_counter()
-            self._remove(self.replicas[replicas:])
-            report["remove_s"] = time.perf_counter() - t
-        switch = variant != self.variant
-        if switch and self.models[variant].signature != self.models[self.variant or variant].signature:
-            t = time.perf_counter()  # another input layout: new processes first, then the old ones go
-            old = list(self.replicas)
-            self._add(len(old), variant, cpu, batch)
-            self._remove(old)
-            report["replace_s"] = time.perf_counter() - t
-        elif switch or cpu != self.cpu or batch != self.batch:
-            t = time.perf_counter()
-            plans = [(r, self._plan(r, variant, cpu, batch)) for r in self.replicas]
-            with ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:  # the replicas load at once
-                list(pool.map(lambda rp: rp[0].control(rp[1]) if rp[1] else None, plans))
-            key = "variant_s" if switch else ("cpu_s" if cpu != self.cpu else "batch_s")
-            report[key] = time.perf_counter() - t
-        if replicas > len(self.replicas):
-            t = time.perf_counter()
-            self._add(replicas - len(self.replicas), variant, cpu, batch)
-            report["add_s"] = time.perf_counter() - t
-        self.variant, self.cpu, self.batch = variant, cpu, batch
-        report["total_s"] = sum(v for k, v in report.items() if k.endswith("_s"))
-        return report
+        started = self._start_groups([p for p, g in zip(parts, pairs) if g is None])
+        fresh = iter(started)
+        groups: list[ReplicaGroup] = []
+        for label, was in zip(labels, pairs):
+            if was is None:
+                g, report[label] = next(fresh)
+            groups.append(was or g)
+        steps = [(label, p, g, p.share < self.shares.get(g.key, 0.0))
+                 for label, p, g, was in zip(labels, parts, groups, pairs) if was is not None]
+        try:
+            for label, p, g, shrinks in steps:
+                if not shrinks:
+                    report[label] = g.apply(p.variant, p.cores, p.batch, p.replicas)
+        except BaseException:
+            for g, _ in started:  # not routed yet
+                g.close()
+            raise
+        self._route(kind, list(zip(parts, groups)))
+        self.groups = groups + gone
+        for label, p, g, shrinks in steps:
+            if shrinks:
+                report[label] = g.apply(p.variant, p.cores, p.batch, p.replicas)
+        removed = {}
+        for g in gone:
+            removed[g.variant or g.key] = g.retire()
+            self.groups.remove(g)
+            self._gone_restarts += g.restarts
+        if len(parts) == 1 and not gone and pairs[0] is not None and kind == MIX:
+            return report[labels[0]]  # a plain stage that stays one: its group's report, as before mixes
+        out: dict[str, Any] = {"kind": kind, "parts": report}
+        if removed:
+            out["removed"] = removed
+        out["total_s"] = time.perf_counter() - t0
+        return out
 
     def check(self) -> int:
         """Replace replicas that died; how many were replaced."""
-        dead = [r for r in self.replicas if not r.alive()]
-        for rep in dead:
-            self.replicas.remove(rep)
-            self.loop.call(self.router.remove_endpoint(self.name, str(rep.pid), drain_timeout_s=0.0))
-            self.allocator.release(rep.spec.cores)
-            rep.kill()
-        if dead and self.variant is not None:
-            try:
-                self._add(len(dead), self.variant, self.cpu, self.batch)
-            except ServingError:
-                pass  # tried again at the next check
-        self.restarts += len(dead)
-        return len(dead)
+        return sum(g.check() for g in self.groups)
 
     def pids(self) -> list[int]:
-        return [r.pid for r in self.replicas]
+        return [pid for g in self.groups for pid in g.pids()]
 
     def close(self) -> None:
-        for rep in list(self.replicas):
-            try:
-                self.loop.call(self.router.remove_endpoint(self.name, str(rep.pid), drain_timeout_s=2.0))
-            except Exception:
-                pass
-            rep.stop(timeout_s=5.0)
-            self.allocator.release(rep.spec.cores)
-        self.replicas.clear()
+        for g in self.groups:
+            g.close()
+            self._gone_restarts += g.restarts
+        self.groups.clear()

@@ -44,7 +44,8 @@ from ipa_ext.serving.loadgen import SPREADS, scaled_counts
 from ipa_ext.serving.driver import PIN_MODES, DriverPlacement, pin_process, place_driver, restore_process
 from ipa_ext.serving.pipeline import External, ExternalError, LocalPipeline
 from ipa_ext.serving.seconds import RequestSeconds
-from ipa_ext.serving.stage import VariantModel
+from ipa_ext.serving.routes import ENSEMBLE
+from ipa_ext.serving.stage import VariantModel, layout
 
 log = logging.getLogger("ipa_ext.backends.local")
 
@@ -115,6 +116,7 @@ class LocalBackend(Backend):
         self._problem: Any = None
         self._seconds: RequestSeconds | None = None
         self._drained = False
+        self._served_total: dict[str, dict[str, int]] = {}
         self.stage_names: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ start
@@ -173,8 +175,7 @@ class LocalBackend(Backend):
             raise ConfigError(f"cannot serve on 127.0.0.1:{self.router_port}: {exc.strerror or exc}",
                               path=context.config_path, where="local.router_port") from None
         try:
-            self.pipeline.start({n: (sc.variant, _cores(sc), sc.batch, sc.replicas)
-                                 for n, sc in zip(self.stage_names, context.initial)})
+            self.pipeline.start(dict(zip(self.stage_names, context.initial)))
         except ExternalError as exc:
             self.close()
             raise ConfigError(str(exc), path=context.config_path, where=f"local.stages.{exc.name}") from None
@@ -191,8 +192,7 @@ class LocalBackend(Backend):
 
     def _place_driver(self, usable: list[int], context: RunContext) -> None:
         """Pin this process (router, load generator, loop) apart when a core is spare; else say it shares."""
-        need = sum(_cores(sc) * sc.replicas for n, sc in zip(self.stage_names, context.initial)
-                   if n not in self.external)
+        need = sum(_reserved(sc) for n, sc in zip(self.stage_names, context.initial) if n not in self.external)
         self.driver = place_driver(usable, need, self.pin_driver)
         self._usable = set(usable)
         if self.driver.pinned:
@@ -249,7 +249,7 @@ class LocalBackend(Backend):
                 usable = list(pipe.allocator.usable)
                 if _cores(new) > len(usable):
                     raise IpaExtError(f"{_cores(new)} cores per replica; {len(usable)} usable")
-                reports[name] = pipe.apply(name, new.variant, _cores(new), new.batch, new.replicas)
+                reports[name] = pipe.apply(name, new)
                 ok.append(True)
             except IpaExtError as exc:
                 reports[name] = {"error": str(exc)}
@@ -293,12 +293,20 @@ class LocalBackend(Backend):
         if self._apply_reports:
             extra["reconfiguration"] = self._apply_reports
             self._apply_reports = {}
-        acc_pct, acc = _accuracy(self._problem, cfg) if cfg and self._problem is not None else (None, None)
+        extra["served_by_variant"] = iv.served_by_variant
+        if iv.votes:
+            extra["ensemble_votes"] = iv.votes
+        for stage, counts in iv.served_by_variant.items():
+            total = self._served_total.setdefault(stage, {})
+            for v, n in counts.items():
+                total[v] = total.get(v, 0) + n
+        acc_pct, acc = _accuracy(self._problem, cfg, iv.served_by_variant) if cfg and self._problem is not None \
+            else (None, None)
         return IntervalOutcome(
             start_s=iv.start_s, end_s=iv.end_s, arrivals=float(iv.arrivals), served=float(len(served)),
             dropped=float(len(iv.done) - len(served)), late=float(sum(1 for x in lat if x > self.sla_s)),
             queued=float(iv.queued), busy_cpu_s_by_stage=iv.busy_cpu_s,
-            reserved_core_s_by_stage={n: _cores(sc) * sc.replicas * span for n, sc in zip(self.stage_names, cfg)},
+            reserved_core_s_by_stage={n: _reserved(sc) * span for n, sc in zip(self.stage_names, cfg)},
             latency_mean_s=float(np.mean(lat)) if lat else None, latency_max_s=max(lat) if lat else None,
             accuracy_pct=acc_pct, accuracy=acc, extra=extra,
         )
@@ -336,6 +344,7 @@ class LocalBackend(Backend):
             return {}
         s = pipe.load
         return {"restarts": {n: st.restarts for n, st in pipe.stages.items()},
+                "served_by_variant": self._served_total,
                 "oversubscribed": pipe.allocator.ever_shared or self._driver_ever_shared,
                 "driver": {"cores": list(self.driver.cores), "pinned": self.driver.pinned,
                            "reason": self.driver.reason, "shared_cores": self._driver_ever_shared},
@@ -358,7 +367,13 @@ def _family(zoo_name: str) -> str:
 
 
 def _cores(sc: StageConfig) -> int:
-    return max(1, int(math.ceil(sc.cpu)))
+    """The most cores one replica of the stage asks for (over a mix's parts or an ensemble's members)."""
+    return max(p.cores for p in layout(sc)[1])
+
+
+def _reserved(sc: StageConfig) -> int:
+    """The cores every replica of the stage reserves together."""
+    return sum(p.cores * p.replicas for p in layout(sc)[1])
 
 
 def _check_cores(name: str, sc: StageConfig, usable: list[int], context: RunContext) -> None:
@@ -367,14 +382,35 @@ def _check_cores(name: str, sc: StageConfig, usable: list[int], context: RunCont
                           f"use {len(usable)}", path=context.config_path, where=f"initial.{name}.cpu")
 
 
-def _accuracy(problem: Any, config: Configuration) -> tuple[float, float]:
-    """The configuration's accuracy: the stages' mean in percent, and the objective's term (as the simulation)."""
+def _stage_weights(stage: Any, sc: StageConfig, served: Mapping[str, int] | None) -> dict[str, float]:
+    """Which variants a stage's accuracy is weighted over: the requests each served this interval (a mix),
+    else the shares; an ensemble's is its first member's (no ensemble accuracy model here yet)."""
+    kind, parts = layout(sc)
+    if kind == ENSEMBLE:
+        return {sc.variant: 1.0}
+    counts = {v: float(n) for v, n in (served or {}).items() if n > 0 and v in stage.variant_names}
+    if counts:
+        return counts
+    weights: dict[str, float] = {}
+    for p in parts:
+        weights[p.variant] = weights.get(p.variant, 0.0) + p.share
+    return weights if sum(weights.values()) > 0 else {sc.variant: 1.0}
+
+
+def _accuracy(problem: Any, config: Configuration,
+              served: Mapping[str, Mapping[str, int]] | None = None) -> tuple[float, float]:
+    """The configuration's accuracy: the stages' mean in percent, and the objective's term (as the simulation);
+    a mixed stage's is weighted by the requests each variant served (``served``), else by the shares."""
     stages = problem.pipeline.stages
-    pct = sum(st.variant(sc.variant).accuracy for st, sc in zip(stages, config)) / len(stages)
-    terms = [problem.stage_accuracies[i][sc.variant] for i, sc in enumerate(config)]
+    pcts, terms = [], []
+    for i, (st, sc) in enumerate(zip(stages, config)):
+        w = _stage_weights(st, sc, (served or {}).get(st.name))
+        total = sum(w.values())
+        pcts.append(sum(n * st.variant(v).accuracy for v, n in w.items()) / total)
+        terms.append(sum(n * problem.stage_accuracies[i][v] for v, n in w.items()) / total)
     method = problem.settings.accuracy_method
     term = math.prod(terms) if method == "multiply" else sum(terms) / len(terms) if method == "average" else sum(terms)
-    return float(pct), float(term)
+    return float(sum(pcts) / len(stages)), float(term)
 
 
 def _count_by_stage(done: Sequence[Any]) -> dict[str, int]:
