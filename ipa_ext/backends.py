@@ -51,6 +51,8 @@ class RunContext:
     """Where relative paths in the backend's options are resolved."""
     config_path: Path | None = None
     """The config file, for error messages naming it."""
+    policy: str | None = None
+    """The optimizer's name as the run gives it (the config's or ``--optimizer``), for error messages."""
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,7 @@ def execute(
     if adapter_hook is not None:
         adapter_hook(adapter)
     context = RunContext(prepared.problem, prepared.problem.settings.initial, workload,
-                         prepared.config.base_dir, prepared.config.path)
+                         prepared.config.base_dir, prepared.config.path, prepared.optimizer_label)
     try:
         result = adapter.run(context, handle_signals=handle_signals)
     finally:

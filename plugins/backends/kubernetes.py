@@ -20,6 +20,12 @@ Faults, as the loop sees them:
   workload or env var that disappeared) may last ``max_failed_intervals``
   intervals in a row (tokens rotate), then the run ends with its message.
 
+A stage configuration that splits a stage over several variants (a mix, from ``infadapter`` or
+``clover``) or serves it with several at once (an ensemble, from ``cocktail``) is refused with one
+error line naming the policy: each stage is one workload running one variant, so the backend would
+otherwise serve only the main part. Mixes and ensembles run on the ``local`` and ``simulation``
+backends.
+
 An interval's outcome has the arrivals the rate query counted (NaN when
 Prometheus could not say) and the cores the configuration requests; served,
 dropped and late requests are not observed on a cluster and are NaN. The
@@ -39,6 +45,7 @@ from ipa_ext.errors import ConfigError, IpaExtError, TransientError
 from ipa_ext.k8s import ApplyReport, ClusterSettings, PipelineCluster, parse_settings
 from ipa_ext.k8s.cluster import KubeCredentialsError, KubePermissionError
 from ipa_ext.model import Configuration
+from ipa_ext.problem.mix import stage_members, stage_parts
 from ipa_ext.monitoring.prometheus import PrometheusSettings, RateReader, parse_prometheus_settings
 
 NAN = math.nan
@@ -89,11 +96,13 @@ class KubernetesBackend(Backend):
         self._pod_selectors: dict[str, Any] = {}
         self._streak = 0
         self._failed_this_interval = False
+        self._context: RunContext | None = None
 
     # ------------------------------------------------------------------ start
 
     def start(self, context: RunContext) -> None:
         path = context.config_path
+        self._context = context
         self.stage_names = tuple(context.problem.pipeline.stage_names)
         if self.settings is None:
             self.settings = parse_settings(self.section, self.stage_names, path=path, base_dir=context.base_dir)
@@ -169,8 +178,22 @@ class KubernetesBackend(Backend):
                              f"last {duration_s:g} s{why}")
         return _per_second(window.rates_rps, reader.step_s)
 
+    def _refuse_several_variants(self, config: Configuration) -> None:
+        """A mix or an ensemble cannot be one workload's patch: one error line naming the policy."""
+        ctx = self._context
+        for name, sc in zip(self.stage_names, config):
+            parts, members = [p.variant for p, _ in stage_parts(sc)], [m.variant for m in stage_members(sc)]
+            if len(parts) == 1 and len(members) == 1:
+                continue
+            what = f"a mix of {', '.join(parts)}" if len(parts) > 1 else f"an ensemble of {', '.join(members)}"
+            policy = f"policy {ctx.policy!r}" if ctx is not None and ctx.policy else "the policy"
+            raise ConfigError(f"{policy} serves stage {name!r} with {what}; the kubernetes backend runs one variant "
+                              "per stage (one workload each): run this policy on the local or simulation backend",
+                              path=ctx.config_path if ctx is not None else None, where="optimizer")
+
     def apply(self, config: Configuration) -> tuple[bool, ...]:
         cluster, _ = self._need()
+        self._refuse_several_variants(config)
         report = cluster.apply(config, dry_run=self.dry_run)
         self._report = report
         if not self.dry_run and report.ok:

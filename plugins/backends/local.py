@@ -2,7 +2,8 @@
 
 Each stage's replicas are ``python -m ipa_ext.serving.replica`` processes (onnxruntime, pinned to their
 cores, adaptive batching, the V2 REST protocol on 127.0.0.1); a router chains the stages and a load
-generator replays the run's workload in real time (:mod:`ipa_ext.serving`). Options (the config's
+generator replays the run's workload in real time (:mod:`ipa_ext.serving`). A stage configured as a mix or
+an ensemble (:mod:`ipa_ext.problem.mix`) runs one replica group per part or member. Options (the config's
 ``local:`` section, overridden by ``backend.options``; see docs/local.md):
 
 =====================  ==========  ==============================================================

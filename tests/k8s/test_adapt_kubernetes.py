@@ -75,7 +75,7 @@ def pipeline_in(namespace: str, drop_env: str | None = None, crop_variant: str |
     return docs
 
 
-NAMESPACES = ("default", "ns-prom", "ns-api", "ns-401", "ns-dry", "ns-start", "ns-unit")
+NAMESPACES = ("default", "ns-prom", "ns-api", "ns-401", "ns-dry", "ns-start", "ns-unit", "ns-mix")
 
 
 @pytest.fixture(scope="module")
@@ -411,6 +411,24 @@ def test_dry_run_prints_the_patches_and_sends_none(world, tmp_path, host):
     assert patches(world.kube, "ns-dry") == []
     assert world.kube.versions("Deployment", "crop", "ns-dry") == before
     assert read_log(tmp_path / "o" / "adaptation.jsonl")[1]["backend"]["dry_run"] is True
+
+
+@pytest.mark.parametrize("kind, dry_run", [("mix", False), ("ensemble", True)])
+def test_a_mix_or_an_ensemble_is_refused_with_one_line_not_served_as_its_main_part(world, tmp_path, kind, dry_run):
+    one = {"cpu": 1, "batch": 1, "replicas": 1}
+    crop = ({"mix": [[{"variant": "yolov5n", **one}, 3], [{"variant": "yolov5s", **one}, 1]]} if kind == "mix"
+            else {"ensemble": [{"variant": "yolov5s", **one}, {"variant": "yolov5n", **one}]})
+    cfg = write_config(tmp_path, world, "ns-mix", optimizer={"name": "scripted", "options": {"steps": [{"crop": crop}]}},
+                       plugins={"load": [str(ROOT / "tests" / "support" / "scripted_optimizer.py")]})
+    before = {s: world.kube.versions("Deployment", s, "ns-mix") for s in STAGES}
+    proc = run_cli("adapt", str(cfg), "--backend", "kubernetes", "--duration", "6", "--out", str(tmp_path / "o"),
+                   "--quiet", *(["--dry-run"] if dry_run else []), timeout=60)
+    what = "a mix of yolov5n, yolov5s" if kind == "mix" else "an ensemble of yolov5s, yolov5n"
+    assert_one_line_error(proc, f"{cfg}: optimizer: policy 'scripted' serves stage 'crop' with {what}; "
+                          "the kubernetes backend runs one variant per stage")
+    assert proc.returncode == 2
+    assert patches(world.kube, "ns-mix") == []
+    assert {s: world.kube.versions("Deployment", s, "ns-mix") for s in STAGES} == before
 
 
 @pytest.mark.parametrize("what", ["api", "prometheus"])
