@@ -2,12 +2,15 @@
 """The energy-efficiency benchmark on IPA's four Twitter windows with the video example.
 
     python benchmarks/ipa_windows.py [--trace workload.tbz2] [--deltas 0.003,0.01,0.03,0.1,0.3,1]
-                                     [--delta D] [--out DIR]
+                                     [--delta D] [--carbon ZONE|none] [--out DIR]
 
 1. **Grid.** Every policy (ipa, fa2-low, fa2-high, rim, ms, infaas, vpa, infadapter,
-   plus energy-ilp and q-learning when plugins register them) on bursty, steady-low,
-   steady-high and fluctuating: ``ipa-ext bench``'s tables, CSV, JSON and plots under
-   ``--out``. The energy-aware optimizers run with ``weights.delta = --delta``.
+   plus energy-ilp, q-learning, clover and cocktail when plugins register them) on bursty,
+   steady-low, steady-high and fluctuating: ``ipa-ext bench``'s tables, CSV, JSON and plots
+   under ``--out``. The energy-aware optimizers run with ``weights.delta = --delta``. Each
+   window sees one grid day of ``--carbon``'s zone (CAISO by default, from local midnight on
+   1 June 2023, 72 grid hours per run hour), which prices the gCO2/request column and is the
+   intensity clover decides with.
 2. **Energy target.** For each delta of the sweep, the energy-weighted optimizer
    (energy-ilp when registered, else brute-force, the same problem solved exhaustively)
    against ``ipa``: at least 15 % fewer J per request, accuracy within 2 points and no
@@ -31,10 +34,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CONFIG, RESULTS, exact_base, table, write_json  # noqa: E402
+from _common import CONFIG, RESULTS, config_with, exact_base, table, write_json  # noqa: E402
 
 WINDOWS = ("bursty", "steady-low", "steady-high", "fluctuating")
 BASELINES = ("ipa", "fa2-low", "fa2-high", "rim", "ms", "infaas", "vpa", "infadapter")
@@ -213,7 +217,7 @@ def grid_section(config, host, workloads, base, delta, out: Path):
 
     names = host.registry.names("optimizer")
     policies = list(BASELINES)
-    for extra in ("energy-ilp", "q-learning"):
+    for extra in ("energy-ilp", "q-learning", "clover", "cocktail"):
         if extra in names:
             policies.append(extra)
     if "energy-ilp" not in names:
@@ -221,7 +225,7 @@ def grid_section(config, host, workloads, base, delta, out: Path):
     out.mkdir(parents=True, exist_ok=True)
     cells = run_grid(config, host, policies, workloads, out, base=base,
                      overrides={"weights": {**dict(config.settings.weights), "delta": delta}})
-    meta = {"config": str(CONFIG), "policies": ", ".join(policies), "workloads": ", ".join(WINDOWS),
+    meta = {"config": str(CONFIG), "carbon": config.carbon.source if config.carbon else "none", "policies": ", ".join(policies), "workloads": ", ".join(WINDOWS),
             "base": base, "delta (energy-aware optimizers)": delta}
     paths = write_results(cells, out, meta)
     pics = plot(cells, out)
@@ -237,6 +241,9 @@ def main() -> int:
     ap.add_argument("--delta", type=float, help="delta for the grid's energy-aware optimizers "
                                                 "(default: the sweep's best)")
     ap.add_argument("--out", default=str(RESULTS / "ipa_windows"))
+    ap.add_argument("--carbon", default="US-CAL-CISO",
+                    help="zone of ../shared/data/carbon-intensity whose day (from local midnight, 1 June 2023, "
+                         "72 grid hours per run hour) prices the grams of CO2; 'none' for no carbon section")
     args = ap.parse_args()
 
     from ipa_ext.config.config import load_config
@@ -245,6 +252,12 @@ def main() -> int:
 
     host = load_plugins()
     config = load_config(CONFIG)
+    if args.carbon != "none":
+        from carbon_aware import CARBON_DIR, HOURS_PER_RUN_HOUR, start_of
+
+        carbon = {"trace": str(CARBON_DIR / f"{args.carbon}_2023_hourly.csv"),
+                  "start": start_of(args.carbon, "2023-06-01"), "hours_per_run_hour": HOURS_PER_RUN_HOUR}
+        config = load_config(config_with(Path(tempfile.mkdtemp()), carbon=carbon))
     base = exact_base(host)
     energy_opt = "energy-ilp" if "energy-ilp" in host.registry.names("optimizer") else "brute-force"
     workloads = [resolve(w, None, CONFIG.parent, trace=args.trace) for w in WINDOWS]

@@ -178,20 +178,38 @@ def read_file(
     IPA configs repeat some keys and rely on the last one winning).
     """
     p = Path(path)
+    text = read_text(p, error, too_large=YamlLimitError)
+    return load_text(text, path=p, error=error, unique_keys=unique_keys)
+
+
+def read_text(
+    path: str | Path,
+    error: type[InputError],
+    *,
+    what: str = "file",
+    limit: int = MAX_BYTES,
+    too_large: type[InputError] | None = None,
+) -> str:
+    """A UTF-8 text file of at most ``limit`` bytes (the rest is never read).
+
+    A missing, unreadable, too large or non-UTF-8 file is one ``error`` (``too_large``
+    for the size, when given) naming the file and ``what`` it is.
+    """
+    p = Path(path)
     try:
         with p.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+            raw = f.read(limit + 1)
     except FileNotFoundError:
-        raise error("file not found", path=p) from None
+        raise error(f"{what} not found", path=p) from None
     except OSError as exc:
-        raise error(f"cannot read: {exc.strerror or exc}", path=p) from None
-    if len(raw) > MAX_BYTES:
-        raise YamlLimitError(f"larger than {MAX_BYTES // (1024 * 1024)} MiB", path=p)
+        raise error(f"cannot read {what}: {exc.strerror or exc}", path=p) from None
+    if len(raw) > limit:
+        size = f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+        raise (too_large or error)(f"{what} larger than {size}", path=p)
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"not UTF-8 text (byte {exc.start})", path=p) from None
-    return load_text(text, path=p, error=error, unique_keys=unique_keys)
+        raise error(f"{what} is not UTF-8 text (byte {exc.start})", path=p) from None
 
 
 def parse_value(text: str, *, where: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from ..config.numeric import MODEL_LIMIT, number
 from ..config.show import shown
-from ..config.yamlsafe import MAX_BYTES
+from ..config.yamlsafe import MAX_BYTES, read_text
 from ..errors import ConfigError
 from .carbon_traces import COLUMNS, Row, grid_steps, is_grid_header, read_grid_hours
 
@@ -69,17 +69,7 @@ class CarbonIntensity:
 
 def _rows(p: Path) -> list[Row]:
     """The file's non-empty, non-comment CSV rows with their line numbers (at most MAX_BYTES read)."""
-    try:
-        with p.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read carbon trace: {exc.strerror or exc}", path=p) from None
-    if len(raw) > MAX_BYTES:
-        raise ConfigError(f"carbon trace larger than {MAX_BYTES // (1024 * 1024)} MiB", path=p)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"carbon trace is not UTF-8 text (byte {exc.start})", path=p) from None
+    text = read_text(p, ConfigError, what="carbon trace", limit=MAX_BYTES)
     out: list[Row] = []
     reader = csv.reader(text.splitlines())
     try:

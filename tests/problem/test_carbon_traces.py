@@ -133,7 +133,7 @@ def test_bad_carbon_settings_are_one_line(tmp_path, capsys, carbon, needle):
 
 
 def test_unreadable_and_oversized_files(tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match="cannot read carbon trace"):
+    with pytest.raises(ConfigError, match="absent.csv: carbon trace not found"):
         CarbonIntensity.from_csv(tmp_path / "absent.csv")
     p = tmp_path / "latin1.csv"
     p.write_bytes(HEADER.replace("\u2082", "\xb2").encode("latin-1"))
