@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from ..objectives import Objective
 from ..problem import Evaluation, Option, Problem, within
-from ..problem.mix import StageMix
+from ..problem.mix import StageMix, stage_parts
 
 @dataclass(frozen=True)
 class MixPart:
@@ -34,12 +34,14 @@ class MixPart:
 @dataclass(frozen=True)
 class MixSpec:
     """What a mix may use: at most ``max_variants`` parts per stage (distinct variants),
-    batch 1 only unless ``allow_batching``, and optionally an accuracy floor (the combined
-    accuracy, as ``accuracy_method`` combines it, at least ``accuracy_floor``)."""
+    batch 1 only unless ``allow_batching``, optionally an accuracy floor (the combined
+    accuracy, as ``accuracy_method`` combines it, at least ``accuracy_floor``) and optionally
+    a core budget (cpu x replicas summed over every part of every stage at most ``max_cores``)."""
 
     max_variants: int = 2
     allow_batching: bool = False
     accuracy_floor: float | None = None
+    max_cores: float | None = None
     solver: str = "auto"
     time_limit_s: float | None = 30.0
 
@@ -61,7 +63,8 @@ class Choice:
 def stage_choices(problem: Problem, rate: float, spec: MixSpec, current: Any = None) -> list[list[Choice]]:
     """Per stage, the choices a part may take: the problem's (variant, cpu, batch) choices under
     its allocation mode and caps, batch 1 unless batching is allowed, and only those whose
-    model latency fits the SLA and whose capacity under ``scaling_cap`` is positive."""
+    model latency fits the SLA and whose capacity under ``scaling_cap`` (and the core budget,
+    alone) is positive."""
     out = []
     cap = problem.settings.scaling_cap
     for s, stage in enumerate(problem.pipeline.stages):
@@ -72,13 +75,22 @@ def stage_choices(problem: Problem, rate: float, spec: MixSpec, current: Any = N
                 continue
             prof = stage.profile(v, c, b)
             assert prof is not None
-            if not within(prof.latency_s, problem.sla_s) or prof.throughput_rps <= 0:
+            most = part_cap(cap, spec.max_cores, c)
+            if not within(prof.latency_s, problem.sla_s) or prof.throughput_rps <= 0 or most < 1:
                 continue
             needed = math.ceil(rate / prof.throughput_rps) if rate > 0 else 1
             row.append(Choice(s, v, c, b, prof.throughput_rps, prof.latency_s,
-                              problem.stage_accuracies[s][v], max(1, min(cap, needed))))
+                              problem.stage_accuracies[s][v], max(1, min(most, needed))))
         out.append(row)
     return out
+
+
+def part_cap(scaling_cap: int, max_cores: float | None, cpu: float) -> int:
+    """The most replicas one part of ``cpu`` cores may have: ``scaling_cap``, and no more than
+    the core budget holds on its own."""
+    if max_cores is None:
+        return scaling_cap
+    return min(scaling_cap, math.floor(max_cores / cpu * (1 + 1e-12)))
 
 
 def part_option(problem: Problem, part: MixPart) -> Option:
@@ -177,6 +189,22 @@ def meets_floor(problem: Problem, stages: Sequence[Sequence[MixPart]], rate: flo
     return acc >= floor - 1e-7 * max(1.0, abs(floor))
 
 
+def mix_cores(stages: Sequence[Sequence[MixPart]]) -> float:
+    """The cores a mix reserves: cpu x replicas over every part of every stage."""
+    return float(sum(p.cpu * p.replicas for parts in stages for p in parts))
+
+
+def mix_of(ev: Evaluation, rate: float) -> list[list[MixPart]]:
+    """The parts of an evaluated mix (a plain stage is one part), loads from its shares."""
+    return [[MixPart(s, p.variant, p.cpu, p.batch, p.replicas, share * rate) for p, share in stage_parts(sc)]
+            for s, sc in enumerate(ev.config)]
+
+
+def within_budget(stages: Sequence[Sequence[MixPart]], max_cores: float | None) -> bool:
+    """True when the mix's cores are at most ``max_cores`` (no budget: always)."""
+    return max_cores is None or within(mix_cores(stages), max_cores)
+
+
 def check_objectives(problem: Problem, who: str) -> None:
     """Refuse an objective the mixing models cannot hold: accuracy is the one product term."""
     for obj in problem.active_objectives:
@@ -198,12 +226,26 @@ def solve_mix(
     enumeration of stage plans (loads filled most accurate first; see the docs).
     """
     check_objectives(problem, "the mixing model")
+    from .mixing_milp import fewest_cores, solve_milp
+
     product = problem.settings.accuracy_method == "multiply" and len(problem.pipeline.stages) > 1
     if product:
         from .mixing_plans import solve_plans
 
-        return solve_plans(problem, rate, spec, k, current)
-    from .mixing_milp import solve_milp
+        found, info = solve_plans(problem, rate, spec, k, current)
+    else:
+        found, info = solve_milp(problem, rate, spec, k, current)
+    if not found and spec.max_cores is not None:
+        fewest = fewest_cores(problem, rate, spec, current)
+        if fewest is not None and not within(fewest, spec.max_cores):
+            info["fewest_cores"] = fewest
+            info["reason"] = budget_reason(problem, rate, spec.max_cores, fewest)
+    return found, info
 
-    return solve_milp(problem, rate, spec, k, current)
+
+def budget_reason(problem: Problem, rate: float, max_cores: float, fewest: float) -> str:
+    """Why no mix fits the core budget, in one line."""
+    cap = " and power cap" if problem.settings.power_cap_w is not None and problem.pipeline.has_power else ""
+    return (f"no mix within the SLA{cap} fits max_cores {max_cores:g} at rate {rate:g} rps: "
+            f"the fewest cores one needs is {fewest:g}")
 

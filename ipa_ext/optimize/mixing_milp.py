@@ -9,6 +9,7 @@ tolerances) is cut off and not returned.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Sequence
 
@@ -17,7 +18,8 @@ import pulp
 from ..errors import ConfigError, SolverError
 from ..problem import Evaluation, Problem
 from .mixing import (
-    Choice, MixPart, MixSpec, evaluate_mix, is_accuracy, meets_floor, part_option, stage_choices,
+    Choice, MixPart, MixSpec, evaluate_mix, is_accuracy, meets_floor, mix_cores, mix_of, part_option,
+    stage_choices, within_budget,
 )
 from .selection import _affine, _new_var
 from .solvers import OPTIMAL, choose_solver, make_solver
@@ -65,9 +67,11 @@ def affine_terms(problem: Problem, ch: Choice, rate: float) -> tuple[float, floa
 
 
 class MixModel:
-    """The PuLP model of one decision; :meth:`solve` returns verified mixes."""
+    """The PuLP model of one decision; :meth:`solve` returns verified mixes. With
+    ``fewest_cores`` the objective is the fewest cores instead of the problem's."""
 
-    def __init__(self, problem: Problem, rate: float, spec: MixSpec, choices: list[list[Choice]]) -> None:
+    def __init__(self, problem: Problem, rate: float, spec: MixSpec, choices: list[list[Choice]],
+                 fewest_cores: bool = False) -> None:
         self.problem, self.rate, self.spec, self.choices = problem, rate, spec, choices
         self.lp = pulp.LpProblem("mix", pulp.LpMaximize)
         self.y, self.n, self.x, self.latency = {}, {}, {}, []
@@ -81,7 +85,10 @@ class MixModel:
                 self.x[key] = self._var(f"x_{s}_{j}", 0, rate, pulp.LpContinuous)
             self.latency.append(self._var(f"L_{s}", 0, problem.sla_s, pulp.LpContinuous))
         self._constraints()
-        self._objective()
+        if fewest_cores:
+            self.lp += _affine([(self.n[s, j], -ch.cpu) for s, row in enumerate(choices) for j, ch in enumerate(row)])
+        else:
+            self._objective()
 
     def _next(self) -> int:
         self.rows += 1
@@ -122,6 +129,9 @@ class MixModel:
         lp += _affine([(L, 1.0) for L in self.latency]) <= p.sla_s, "sla"
         if power:
             lp += _affine(power) <= p.settings.power_cap_w, "power_cap"
+        if spec.max_cores is not None:
+            lp += _affine([(self.n[s, j], ch.cpu) for s, row in enumerate(self.choices)
+                           for j, ch in enumerate(row)]) <= spec.max_cores, "max_cores"
         if spec.accuracy_floor is not None:
             lp += self._accuracy() >= spec.accuracy_floor, "accuracy_floor"
 
@@ -197,7 +207,8 @@ class MixModel:
                 self.nogood(used)
                 continue
             ev = evaluate_mix(self.problem, stages, self.rate)
-            if ev.feasible and meets_floor(self.problem, stages, self.rate, self.spec.accuracy_floor):
+            if (ev.feasible and meets_floor(self.problem, stages, self.rate, self.spec.accuracy_floor)
+                    and within_budget(stages, self.spec.max_cores)):
                 found.append(ev)
                 self.nogood(used)
             elif not self._cut_queueing(stages, used, result.values):
@@ -251,3 +262,15 @@ def solve_milp(
     info.update(stats)
     found.sort(key=lambda e: -e.objective)
     return found, info
+
+
+def fewest_cores(problem: Problem, rate: float, spec: MixSpec, current: Any = None) -> float | None:
+    """The fewest cores any mix needs at ``rate`` within the SLA and power cap (no budget, no
+    floor), by the mixing MILP; None when no mix is feasible at all."""
+    rate = max(rate, 1e-6)
+    free = dataclasses.replace(spec, max_cores=None, accuracy_floor=None)
+    choices = stage_choices(problem, rate, free, current)
+    if any(not row for row in choices):
+        return None
+    found, _ = MixModel(problem, rate, free, choices, fewest_cores=True).solve(1)
+    return mix_cores(mix_of(found[0], rate)) if found else None

@@ -36,6 +36,7 @@ class Plan:
     value: float
     latency: float
     power: float
+    cores: float
 
 
 def fills(choices: Sequence[Choice], rate: float, cap: int) -> Iterator[tuple[MixPart, ...]]:
@@ -79,7 +80,9 @@ def stage_plans(problem: Problem, row: Sequence[Choice], rate: float, spec: MixS
                     value = sum(w * obj.stage_value(problem, o, p.load) for obj, w in linear for o, p in zip(opts, parts))
                     power = sum(o.profile.power_at(p.load, p.replicas) for o, p in zip(opts, parts)) if has_power else 0.0
                     acc = sum(p.load / rate * o.accuracy for o, p in zip(opts, parts))
-                    out.append(Plan(parts, acc, value, latency, power))
+                    cores = sum(p.cpu * p.replicas for p in parts)
+                    if spec.max_cores is None or within(cores, spec.max_cores):
+                        out.append(Plan(parts, acc, value, latency, power, cores))
     return out
 
 
@@ -106,16 +109,19 @@ def solve_plans(
         raise SolverError(f"mixing with accuracy_method multiply would enumerate {combos} combinations of "
                           f"stage plans, more than {COMBINATION_LIMIT}; lower max_variants or scaling_cap")
     weight = sum(o.sense * problem.settings.weight(o.weight) for o in problem.active_objectives if is_accuracy(o))
-    arr = [{f: np.array([getattr(p, f) for p in row]) for f in ("accuracy", "value", "latency", "power")} for row in plans]
+    fields = ("accuracy", "value", "latency", "power", "cores")
+    arr = [{f: np.array([getattr(p, f) for p in row]) for f in fields} for row in plans]
     best_rows: list[np.ndarray] = []
     best_vals: list[np.ndarray] = []
     for rows in _combinations(plans):
-        cols = [[a[f][rows[:, s]] for s, a in enumerate(arr)] for f in ("accuracy", "value", "latency", "power")]
-        acc, value, lat, watts = (np.prod(cols[0], axis=0), np.sum(cols[1], axis=0),
-                                  np.sum(cols[2], axis=0), np.sum(cols[3], axis=0))
+        cols = [[a[f][rows[:, s]] for s, a in enumerate(arr)] for f in fields]
+        acc = np.prod(cols[0], axis=0)
+        value, lat, watts, cores = (np.sum(c, axis=0) for c in cols[1:])
         ok = lat <= problem.sla_s * (1 + 1e-9) + 1e-12
         if problem.settings.power_cap_w is not None and problem.pipeline.has_power:
             ok &= watts <= problem.settings.power_cap_w * (1 + 1e-9)
+        if spec.max_cores is not None:
+            ok &= cores <= spec.max_cores * (1 + 1e-9)
         if spec.accuracy_floor is not None:
             ok &= acc >= spec.accuracy_floor - 1e-9 * max(1.0, abs(spec.accuracy_floor))
         score = value + weight * acc

@@ -3,8 +3,9 @@
 Every decision, at the carbon intensity now (the config's ``carbon`` constant or trace, or
 the option ``carbon_intensity_g_per_kwh``), it chooses per stage a mix of variants and their
 sizing that minimises carbon, grams of CO2 per second = watts x intensity / 3.6e6 (at a
-fixed rate, the same choice as grams per request), under the SLA and an accuracy floor.
-Two exact solves of the core mixing model (:mod:`ipa_ext.optimize.mixing`): first the
+fixed rate, the same choice as grams per request), under the SLA, an accuracy floor and
+a core budget (``max_cores``, the fixed hardware Clover partitions). Two exact solves of
+the core mixing model (:mod:`ipa_ext.optimize.mixing`), both within the budget: first the
 highest accuracy any mix reaches at this rate, then the least carbon with accuracy at
 least that minus ``accuracy_drop`` points (or an absolute ``accuracy_floor``). Clover's
 MIG slices, simulated annealing and lambda-weighted objective, and why this differs:
@@ -20,15 +21,16 @@ from ipa_ext import hookimpl
 from ipa_ext.config.numeric import option
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
-from ipa_ext.optimize.mixing import MixPart, MixSpec, evaluate_mix, solve_mix
+from ipa_ext.optimize.mixing import MixSpec, evaluate_mix, mix_cores, mix_of, solve_mix
 from ipa_ext.optimize.solvers import SOLVER_CHOICES
 from ipa_ext.optimizers import Optimizer
 from ipa_ext.problem import Evaluation, Problem
-from ipa_ext.problem.mix import stage_parts
 from ipa_ext.units import JOULES_PER_KWH
 
 DEFAULT_DROP = 1.0
 """Points (the accuracy term x 100) the floor lies below the most accurate mix by default."""
+DEFAULT_MAX_CORES = 32.0
+"""Cores the mixes may reserve by default (one 32-core server; docs/optimizers.md, "clover")."""
 
 
 class CloverPolicy(Optimizer):
@@ -41,6 +43,7 @@ class CloverPolicy(Optimizer):
         accuracy_floor: float | None = None,
         reference_g_per_kwh: float | None = None,
         carbon_intensity_g_per_kwh: float | None = None,
+        max_cores: float = DEFAULT_MAX_CORES,
         max_variants: int = 2,
         allow_batching: bool = False,
         solver: str = "auto",
@@ -61,6 +64,7 @@ class CloverPolicy(Optimizer):
         self.carbon_intensity_g_per_kwh = (
             None if carbon_intensity_g_per_kwh is None
             else float(option("carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, minimum=0)))
+        self.max_cores = float(option("max_cores", max_cores, positive=True))
         self.max_variants = option("max_variants", max_variants, integer=True, minimum=1)
         self.allow_batching = allow_batching
         self.solver = solver
@@ -99,23 +103,26 @@ class CloverPolicy(Optimizer):
     ) -> tuple[list[Evaluation], dict[str, Any]]:
         ci = self._intensity(problem)
         spec = MixSpec(max_variants=self.max_variants, allow_batching=self.allow_batching,
-                       solver=self.solver, time_limit_s=self.time_limit_s)
+                       max_cores=self.max_cores, solver=self.solver, time_limit_s=self.time_limit_s)
         top, info1 = solve_mix(self._weighted(problem, {"alpha": 1.0}, ci), rate_rps, spec, 1, current)
         if not top:
-            return [], {"intensity_g_per_kwh": ci, **info1}
+            return [], {"intensity_g_per_kwh": ci, "max_cores": self.max_cores, **info1}
         best = top[0].terms["accuracy"]
         floor = self.floor(best, ci)
         spec = dataclasses.replace(spec, accuracy_floor=floor)
         # carbon first; 1e-9 per core breaks ties among mixes of equal carbon
         found, info2 = solve_mix(self._weighted(problem, {"epsilon": 1.0, "beta": 1e-9}, ci), rate_rps, spec, k, current)
         info = {"intensity_g_per_kwh": ci, "best_accuracy": best, "accuracy_floor": floor,
-                "solves": info1.get("solves", 0) + info2.get("solves", 0), "method": info2.get("method")}
+                "max_cores": self.max_cores, "solves": info1.get("solves", 0) + info2.get("solves", 0),
+                "method": info2.get("method")}
         if not found:
             info["reason"] = (f"no mix reaches accuracy floor {floor:.4g} within the SLA"
-                              + (" and power cap" if problem.settings.power_cap_w is not None else ""))
+                              + (", power cap" if problem.settings.power_cap_w is not None else "")
+                              + f" and max_cores {self.max_cores:g}")
             return [], info
         rescored = [self._rescore(problem, ev, ci) for ev in found]
         if rescored:
+            info["cores"] = mix_cores(mix_of(rescored[0], rate_rps))
             watts = rescored[0].terms.get("power") or 0.0
             info["carbon_g_per_s"] = watts * ci / JOULES_PER_KWH
             info["carbon_g_per_request"] = info["carbon_g_per_s"] / max(rate_rps, 1e-6)
@@ -124,8 +131,7 @@ class CloverPolicy(Optimizer):
     def _rescore(self, problem: Problem, ev: Evaluation, ci: float) -> Evaluation:
         """The chosen mix scored with the config's own weights (as every policy reports)."""
         rate = ev.rate_rps
-        stages = [[MixPart(s, p.variant, p.cpu, p.batch, p.replicas, share * rate) for p, share in stage_parts(sc)]
-                  for s, sc in enumerate(ev.config)]
+        stages = mix_of(ev, rate)
         p = problem
         if problem.settings.carbon_intensity_g_per_kwh != ci:
             p = Problem(problem.pipeline, dataclasses.replace(problem.settings, carbon_intensity_g_per_kwh=ci),

@@ -10,8 +10,10 @@ load, and a stage's latency is its slowest part's. The objective is the
 problem's: accuracy weighted by the shares (combined over stages by
 ``accuracy_method``); cores, batch, power (at each part's load) and carbon summed
 over the parts. InfAdapter's servers do not batch, so ``batch`` is 1 unless
-``allow_batching``. The search is exact: the core mixing model
-(:mod:`ipa_ext.optimize.mixing`; docs/optimizers.md, "Variant mixing").
+``allow_batching``. ``max_cores`` bounds the cores of all parts of all stages
+together (InfAdapter's ``MAX_CPU`` budget; none by default). The search is exact:
+the core mixing model (:mod:`ipa_ext.optimize.mixing`; docs/optimizers.md,
+"Variant mixing").
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class InfAdapterPolicy(Optimizer):
     def __init__(
         self,
         max_variants: int = 2,
+        max_cores: float | None = None,
         allow_batching: bool = False,
         solver: str = "auto",
         time_limit_s: float = 30.0,
@@ -44,6 +47,7 @@ class InfAdapterPolicy(Optimizer):
         if solver not in SOLVER_CHOICES:
             raise ValueError(f"solver must be one of {', '.join(SOLVER_CHOICES)}, got {solver!r}")
         self.max_variants = option("max_variants", max_variants, integer=True, minimum=1)
+        self.max_cores = None if max_cores is None else float(option("max_cores", max_cores, positive=True))
         self.allow_batching = allow_batching
         self.solver = solver
         self.time_limit_s = float(option("time_limit_s", time_limit_s, positive=True))
@@ -52,7 +56,7 @@ class InfAdapterPolicy(Optimizer):
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int
     ) -> tuple[list[Evaluation], dict[str, Any]]:
         spec = MixSpec(max_variants=self.max_variants, allow_batching=self.allow_batching,
-                       solver=self.solver, time_limit_s=self.time_limit_s)
+                       max_cores=self.max_cores, solver=self.solver, time_limit_s=self.time_limit_s)
         return solve_mix(problem, rate_rps, spec, k, current)
 
 

@@ -155,6 +155,22 @@ def test_infadapter_mixes_on_two_stages(host, video_problem):
     assert any(len(c.parts) == 2 for c in policy(host, "infadapter").optimize(video_problem, 20).best.config)
 
 
+def test_infadapter_keeps_its_core_budget(host, video_problem):
+    """max_cores bounds the cores of every part of every stage; below the fewest, the reason."""
+    weights = {**video_problem.settings.weights, "alpha": 40.0}  # accuracy worth more cores
+    problem = Problem(video_problem.pipeline, replace(video_problem.settings, weights=weights),
+                      video_problem.objectives)
+    free = policy(host, "infadapter").optimize(problem, 60)
+    used = sum(p.cpu * p.replicas for c in free.best.config for p, _ in c.parts)
+    d = policy(host, "infadapter", max_cores=used - 1).optimize(problem, 60)
+    assert d.feasible and sum(p.cpu * p.replicas for c in d.best.config for p, _ in c.parts) <= used - 1
+    assert d.best.objective < free.best.objective
+    d = policy(host, "infadapter", max_cores=2).optimize(problem, 60)
+    assert not d.feasible and "fits max_cores 2 at rate 60 rps" in d.reason
+    with pytest.raises(ConfigError, match="max_cores must be > 0"):
+        policy(host, "infadapter", max_cores=-4)
+
+
 SINGLE = make_pipeline({"cls": {
     "variants": {"small": 70.0, "mid": 75.0, "big": 80.0},
     "rows": [("small", 1, 1, 0.05, 20.0, 2.0, 0.2), ("mid", 1, 1, 0.1, 10.0, 2.0, 0.4),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import random
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from ipa_ext.errors import ConfigError
 from ipa_ext.optimize.mixing import MixSpec, combined_accuracy, solve_mix
+from ipa_ext.problem import Problem
 from ipa_ext.problem.mix import StageMix
 
 from support.problems import make_pipeline, make_problem
@@ -72,8 +74,15 @@ def stage_numbers(problem, s, plan, rate):
     return a, cores, batch, power, latency
 
 
-def brute_force(problem, rate, maxv):
-    """The best objective over every combination of stage plans (independent of the model)."""
+def brute_force(problem, rate, maxv, max_cores=None):
+    """The best objective over every combination of stage plans (independent of the model),
+    with at most ``max_cores`` cores in all (cpu x replicas over every part)."""
+    return search(problem, rate, maxv, max_cores)[0]
+
+
+def search(problem, rate, maxv, max_cores=None):
+    """(the best objective, the fewest cores) over every combination of stage plans meeting
+    the SLA, the power cap and ``max_cores``; -inf and None when there is none."""
     w = problem.settings.weights
     method = problem.settings.accuracy_method
     n_st = len(problem.pipeline.stages)
@@ -91,19 +100,23 @@ def brute_force(problem, rate, maxv):
         for plan in plans(problem, s, rate, maxv, coefficient):
             a, cores, batch, power, lat = stage_numbers(problem, s, plan, rate)
             cost = -w["beta"] * cores - w["gamma"] * batch - w.get("delta", 0) * power
-            rows.append((a, cost, power, lat))
+            rows.append((a, cost, power, lat, cores))
         per_stage.append(rows)
-    best = -math.inf
+    best, fewest = -math.inf, None
     cap = problem.settings.power_cap_w
     for combo in itertools.product(*per_stage):
         if sum(r[3] for r in combo) > problem.sla_s * (1 + 1e-9):
             continue
         if cap is not None and sum(r[2] for r in combo) > cap * (1 + 1e-9):
             continue
+        cores = sum(r[4] for r in combo)
+        fewest = cores if fewest is None else min(fewest, cores)
+        if max_cores is not None and cores > max_cores * (1 + 1e-9):
+            continue
         accs = [r[0] for r in combo]
         acc = math.prod(accs) if method == "multiply" else sum(accs) / div
         best = max(best, w["alpha"] * acc + sum(r[1] for r in combo))
-    return best
+    return best, fewest
 
 
 def problem_for(seed, stages, method, delta, cap, batches=(1,)):
@@ -166,6 +179,45 @@ def test_batching_parts_meet_their_queueing_term_and_beat_the_greedy_fill(seed, 
     assert found[0].objective >= want - 1e-6 * max(1.0, abs(want))
 
 
+def cores_of(ev):
+    return sum(p.cpu * p.replicas for c in ev.config for p, _ in c.parts)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 3), st.sampled_from(["sum", "multiply"]),
+       st.sampled_from([None, 40.0]), st.sampled_from([0.8, 1.0, 1.25, 1.6]), st.booleans(), st.floats(1, 40))
+def test_core_budget_optimum_equals_exhaustive_search(seed, stages, method, cap, factor, free_cores, rate):
+    """With max_cores (a factor of the fewest cores any mix needs; cores unweighted or not) the
+    optimum is the exhaustive search's under the same budget, every mix found keeps it, and a
+    budget below the fewest cores is the reason, with that figure."""
+    problem = problem_for(seed, stages, method, 0.0, cap)
+    if free_cores:  # accuracy alone buys cores: the budget binds
+        weights = {**problem.settings.weights, "beta": 0.0}
+        problem = Problem(problem.pipeline, dataclasses.replace(problem.settings, weights=weights), problem.objectives)
+    fewest = search(problem, rate, 2)[1]
+    budget = 4.0 if fewest is None else fewest * factor
+    found, info = solve_mix(problem, rate, MixSpec(max_variants=2, max_cores=budget), k=3)
+    want = brute_force(problem, rate, 2, budget)
+    assert all(e.feasible and cores_of(e) <= budget * (1 + 1e-9) for e in found)
+    if want == -math.inf and cap is not None:
+        # the fill order finds nothing; under a power cap a free load split may still fit, and
+        # may need fewer cores than the fill order's fewest
+        if "reason" in info:
+            assert not found and budget < info["fewest_cores"] <= (math.inf if fewest is None else fewest + 1e-9)
+        return
+    if want == -math.inf:
+        assert not found
+        if fewest is not None:  # feasible without the budget: the budget is the reason
+            assert fewest > budget and info["fewest_cores"] == pytest.approx(fewest)
+            assert f"max_cores {budget:g}" in info["reason"] and f"is {fewest:g}" in info["reason"]
+        return
+    assert found
+    if cap is None or method == "multiply":
+        assert found[0].objective == pytest.approx(want, rel=1e-6, abs=1e-6)
+    else:  # under a binding power cap the free split can beat the fixed fill order
+        assert found[0].objective >= want - 1e-6 * max(1.0, abs(want))
+
+
 def test_accuracy_floor_and_k_best():
     problem = problem_for(7, 2, "sum", 0.3, None)
     best, _ = solve_mix(problem, 12.0, MixSpec(), k=3)
@@ -185,7 +237,6 @@ def _part(problem, s, cfg, share, rate):
 
 def test_a_term_that_is_not_affine_is_refused():
     from ipa_ext.objectives import Objective
-    from ipa_ext.problem import Problem
 
     class Squared(Objective):
         name, weight, sense = "squared", "alpha", -1

@@ -9,6 +9,7 @@ import pytest
 
 from ipa_ext.errors import ConfigError
 from ipa_ext.problem import Problem
+from ipa_ext.problem.mix import stage_parts
 from ipa_ext.units import JOULES_PER_KWH
 
 from support.cli import assert_one_line_error, run_cli
@@ -27,6 +28,10 @@ def at(problem, ci):
                    problem.objectives)
 
 
+def cores(ev):
+    return sum(p.cpu * p.replicas for sc in ev.config for p, _ in stage_parts(sc))
+
+
 def test_cli_gives_a_mix_with_its_carbon():
     proc = run_cli("optimize", CONFIG, "--rate", "20", "--optimizer",
                    "clover:carbon_intensity_g_per_kwh=300:accuracy_drop=5")
@@ -39,7 +44,7 @@ def test_floor_holds_and_no_single_variant_configuration_is_cleaner(host, video_
     """Independent check: every single-variant, batch-1 configuration (brute force over the
     problem's options) that reaches the floor draws at least the power clover's mix draws."""
     problem = at(video_problem, 250.0)
-    d = clover(host, accuracy_drop=20).optimize(problem, rate)
+    d = clover(host, accuracy_drop=20, max_cores=1000).optimize(problem, rate)
     assert d.feasible and d.best.feasible
     floor = d.info["accuracy_floor"]
     assert floor == pytest.approx(d.info["best_accuracy"] - 0.2)
@@ -50,6 +55,45 @@ def test_floor_holds_and_no_single_variant_configuration_is_cleaner(host, video_
         ev = problem.evaluate_options(list(combo), rate)
         if ev.feasible and ev.terms["accuracy"] >= floor:
             assert ev.terms["power"] >= d.best.terms["power"] - 1e-6
+
+
+@pytest.mark.parametrize("budget", [6, 16, 32])
+def test_the_budget_holds_in_both_solves(host, video_problem, budget):
+    """Every decision keeps max_cores; no single-variant, batch-1 configuration within the budget
+    is more accurate than the step-1 optimum, nor reaches the floor on less power."""
+    problem = at(video_problem, 250.0)
+    policy = clover(host, accuracy_drop=20, max_cores=budget)
+    per_rate = {}
+    for rate in (4, 25, 60):
+        d = policy.optimize(problem, rate)
+        if not d.feasible:
+            assert f"max_cores {budget}" in d.reason
+            continue
+        per_rate[rate] = d.best.terms["accuracy"]
+        assert cores(d.best) <= budget and d.info["cores"] == cores(d.best) and d.info["max_cores"] == budget
+        floor, best = d.info["accuracy_floor"], d.info["best_accuracy"]
+        per_stage = [[o for o in opts if o.batch == 1] for opts in problem.options(rate)]
+        for combo in itertools.product(*per_stage):
+            ev = problem.evaluate_options(list(combo), rate)
+            if ev.feasible and sum(o.cpu * o.replicas for o in combo) <= budget:
+                assert ev.terms["accuracy"] <= best + 1e-9
+                if ev.terms["accuracy"] >= floor:
+                    assert ev.terms["power"] >= d.best.terms["power"] - 1e-6
+    assert per_rate  # a budget that never fits would test nothing
+
+
+def test_a_larger_budget_is_never_less_accurate(host, video_problem):
+    problem = at(video_problem, 250.0)
+    best = [clover(host, max_cores=b).optimize(problem, 40).info["best_accuracy"] for b in (8, 16, 32, 64)]
+    assert best == sorted(best) and best[0] < best[-1]
+
+
+def test_a_budget_below_the_fewest_cores_is_infeasible_with_the_reason(host, video_problem):
+    d = clover(host, max_cores=3).optimize(at(video_problem, 250.0), 60)
+    assert not d.feasible and not d.candidates
+    assert d.reason.startswith("no mix within the SLA fits max_cores 3 at rate 60 rps")
+    assert d.info["fewest_cores"] > 3
+    assert clover(host, max_cores=d.info["fewest_cores"]).optimize(at(video_problem, 250.0), 60).feasible
 
 
 def test_a_larger_drop_never_costs_more_carbon(host, video_problem):
@@ -89,6 +133,8 @@ def test_needs_power_and_an_intensity(host, video_problem):
     ("accuracy_drop=abc", "accuracy_drop"),
     ("reference_g_per_kwh=100", "set accuracy_drop too"),
     ("max_variants=0", "max_variants"),
+    ("max_cores=0", "max_cores must be > 0"),
+    ("max_cores=many", "max_cores"),
     ("allow_batching=3", "allow_batching"),
     ("solver=gurobi", "solver must be one of"),
 ])
