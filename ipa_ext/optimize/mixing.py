@@ -45,6 +45,31 @@ class MixSpec:
     solver: str = "auto"
     time_limit_s: float | None = 30.0
 
+    @classmethod
+    def from_options(
+        cls,
+        max_variants: Any = 2,
+        allow_batching: Any = False,
+        max_cores: Any = None,
+        solver: Any = "auto",
+        time_limit_s: Any = 30.0,
+    ) -> MixSpec:
+        """A spec from a policy's options, each checked (ValueError naming the option)."""
+        from ..config.numeric import option
+        from .solvers import SOLVER_CHOICES
+
+        if not isinstance(allow_batching, bool):
+            raise ValueError(f"allow_batching must be true or false, got {allow_batching!r}")
+        if solver not in SOLVER_CHOICES:
+            raise ValueError(f"solver must be one of {', '.join(SOLVER_CHOICES)}, got {solver!r}")
+        return cls(
+            max_variants=option("max_variants", max_variants, integer=True, minimum=1),
+            allow_batching=allow_batching,
+            max_cores=None if max_cores is None else float(option("max_cores", max_cores, positive=True)),
+            solver=solver,
+            time_limit_s=float(option("time_limit_s", time_limit_s, positive=True)),
+        )
+
 
 @dataclass(frozen=True)
 class Choice:

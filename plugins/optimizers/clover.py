@@ -22,7 +22,6 @@ from ipa_ext.config.numeric import option
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
 from ipa_ext.optimize.mixing import MixSpec, evaluate_mix, mix_cores, mix_of, solve_mix
-from ipa_ext.optimize.solvers import SOLVER_CHOICES
 from ipa_ext.optimizers import Optimizer
 from ipa_ext.problem import Evaluation, Problem
 from ipa_ext.units import JOULES_PER_KWH
@@ -49,10 +48,7 @@ class CloverPolicy(Optimizer):
         solver: str = "auto",
         time_limit_s: float = 30.0,
     ) -> None:
-        if not isinstance(allow_batching, bool):
-            raise ValueError(f"allow_batching must be true or false, got {allow_batching!r}")
-        if solver not in SOLVER_CHOICES:
-            raise ValueError(f"solver must be one of {', '.join(SOLVER_CHOICES)}, got {solver!r}")
+        self.spec = MixSpec.from_options(max_variants, allow_batching, max_cores, solver, time_limit_s)
         self.accuracy_drop = None if accuracy_drop is None else float(option("accuracy_drop", accuracy_drop, minimum=0))
         self.accuracy_floor = None if accuracy_floor is None else float(option("accuracy_floor", accuracy_floor))
         if self.accuracy_drop is None and self.accuracy_floor is None:
@@ -64,11 +60,7 @@ class CloverPolicy(Optimizer):
         self.carbon_intensity_g_per_kwh = (
             None if carbon_intensity_g_per_kwh is None
             else float(option("carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, minimum=0)))
-        self.max_cores = float(option("max_cores", max_cores, positive=True))
-        self.max_variants = option("max_variants", max_variants, integer=True, minimum=1)
-        self.allow_batching = allow_batching
-        self.solver = solver
-        self.time_limit_s = float(option("time_limit_s", time_limit_s, positive=True))
+        self.max_cores = self.spec.max_cores
 
     def _intensity(self, problem: Problem) -> float:
         ci = self.carbon_intensity_g_per_kwh
@@ -102,8 +94,7 @@ class CloverPolicy(Optimizer):
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int
     ) -> tuple[list[Evaluation], dict[str, Any]]:
         ci = self._intensity(problem)
-        spec = MixSpec(max_variants=self.max_variants, allow_batching=self.allow_batching,
-                       max_cores=self.max_cores, solver=self.solver, time_limit_s=self.time_limit_s)
+        spec = self.spec
         top, info1 = solve_mix(self._weighted(problem, {"alpha": 1.0}, ci), rate_rps, spec, 1, current)
         if not top:
             return [], {"intensity_g_per_kwh": ci, "max_cores": self.max_cores, **info1}

@@ -21,10 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from ipa_ext import hookimpl
-from ipa_ext.config.numeric import option
 from ipa_ext.model import Configuration
 from ipa_ext.optimize.mixing import MixSpec, solve_mix
-from ipa_ext.optimize.solvers import SOLVER_CHOICES
 from ipa_ext.optimizers import Optimizer
 from ipa_ext.problem import Evaluation, Problem
 
@@ -42,22 +40,12 @@ class InfAdapterPolicy(Optimizer):
         solver: str = "auto",
         time_limit_s: float = 30.0,
     ) -> None:
-        if not isinstance(allow_batching, bool):
-            raise ValueError(f"allow_batching must be true or false, got {allow_batching!r}")
-        if solver not in SOLVER_CHOICES:
-            raise ValueError(f"solver must be one of {', '.join(SOLVER_CHOICES)}, got {solver!r}")
-        self.max_variants = option("max_variants", max_variants, integer=True, minimum=1)
-        self.max_cores = None if max_cores is None else float(option("max_cores", max_cores, positive=True))
-        self.allow_batching = allow_batching
-        self.solver = solver
-        self.time_limit_s = float(option("time_limit_s", time_limit_s, positive=True))
+        self.spec = MixSpec.from_options(max_variants, allow_batching, max_cores, solver, time_limit_s)
 
     def solve(
         self, problem: Problem, rate_rps: float, current: Configuration | None, k: int
     ) -> tuple[list[Evaluation], dict[str, Any]]:
-        spec = MixSpec(max_variants=self.max_variants, allow_batching=self.allow_batching,
-                       max_cores=self.max_cores, solver=self.solver, time_limit_s=self.time_limit_s)
-        return solve_mix(problem, rate_rps, spec, k, current)
+        return solve_mix(problem, rate_rps, self.spec, k, current)
 
 
 @hookimpl
