@@ -2,7 +2,7 @@
 """Carbon-aware policies over one grid day on two zones: clover, energy-ilp with epsilon, and ipa.
 
     python benchmarks/carbon_aware.py [--zones US-CAL-CISO,DE-LU]
-                                      [--policies clover,energy-ilp:epsilon=3000,ipa]
+                                      [--policies clover,energy-ilp:epsilon=1000,energy-ilp:epsilon=3000,ipa]
                                       [--workload bursty] [--date 2023-06-01] [--alpha 10] [--out DIR]
 
 Each zone's hourly 2023 Electricity Maps export (../shared/data/carbon-intensity) drives the
@@ -104,7 +104,7 @@ def plot_zone(zone: str, runs: dict[str, dict], out: Path) -> Path | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zones", default="US-CAL-CISO,DE-LU")
-    ap.add_argument("--policies", default="clover,energy-ilp:epsilon=3000,ipa")
+    ap.add_argument("--policies", default="clover,energy-ilp:epsilon=1000,energy-ilp:epsilon=3000,ipa")
     ap.add_argument("--workload", default="bursty")
     ap.add_argument("--date", default="2023-06-01", help="the local day (default 2023-06-01)")
     ap.add_argument("--alpha", type=float, default=10.0, help="accuracy weight (default 10)")
