@@ -80,12 +80,14 @@ class FluidQueue:
         return 0.0
 
     def serve(
-        self, t: int, capacity_rps: float, service_s: float, late_after_s: float, hist: LatencyHistogram
+        self, t: int, capacity_rps: float, service_s: float, late_after_s: float, hist: LatencyHistogram,
+        offsets: Sequence[float] | None = None,
     ) -> tuple[float, float, float, float]:
         """Serve second ``t`` at ``capacity_rps`` from the front; returns (served, latency sum, max, late).
 
         Latencies are the exact wait plus ``service_s``; a request is late when its wait
-        exceeds ``late_after_s``. Each served part goes into ``hist``.
+        exceeds ``late_after_s``. Each served part goes into ``hist``. With ``offsets``
+        (drawn service times minus ``service_s``), each served part is split evenly over them.
         """
         q, C, S = self.slices, capacity_rps, service_s
         served = lat_sum = lat_max = late = 0.0
@@ -110,6 +112,13 @@ class FluidQueue:
                 if pm <= 0.0:
                     continue
                 served += pm
+                if offsets is not None:
+                    ls, mx, lt = _spread_piece(hist, pm, w0, w1, S, offsets, late_after_s)
+                    lat_sum += ls
+                    late += lt
+                    if mx > lat_max:
+                        lat_max = mx
+                    continue
                 lat_sum += pm * ((w0 + w1) * 0.5 + S)
                 lo, hi = (w0, w1) if w0 <= w1 else (w1, w0)
                 if hi + S > lat_max:
@@ -165,3 +174,48 @@ def _wait_pieces(n: float, us: float, A: float, g: float) -> tuple[tuple[float, 
     if u0 >= us:
         return ((m, A, A + g * us),)
     return ((n * u0, A, 0.0), (n * (us - u0), 0.0, 0.0))
+
+
+def _spread_piece(
+    hist: LatencyHistogram, pm: float, w0: float, w1: float, S: float, offsets: Sequence[float], late_after_s: float
+) -> tuple[float, float, float]:
+    """Record ``pm`` requests with waits ``w0``..``w1`` split evenly over service times ``S + offset``.
+
+    Returns (latency sum, latency max, late)."""
+    pk = pm / len(offsets)
+    lo, hi = (w0, w1) if w0 <= w1 else (w1, w0)
+    lat_sum = pm * ((w0 + w1) * 0.5 + S) + pk * sum(offsets)
+    late = 0.0
+    for d in offsets:
+        limit = late_after_s - d
+        if hi > lo:
+            hist.add_uniform(lo + S + d, hi + S + d, pk)
+            if hi > limit:
+                frac = (hi - limit) / (hi - lo)
+                late += pk * (frac if frac < 1.0 else 1.0)
+        else:
+            hist.add_point(lo + S + d, pk)
+            if lo > limit:
+                late += pk
+    return lat_sum, hi + S + max(offsets), late
+
+
+def reroute(queues: Sequence[FluidQueue], weights: Sequence[float]) -> list[FluidQueue]:
+    """Pool the requests waiting in ``queues`` and split them over new queues by ``weights``.
+
+    Each request keeps its arrival time; slices are ordered by first arrival, and slices
+    over the same interval are merged.
+    """
+    pooled: list[list[float]] = []
+    for seg in sorted((s for q in queues for s in q.slices), key=lambda s: (s[1], s[2])):
+        if pooled and pooled[-1][1] == seg[1] and pooled[-1][2] == seg[2]:
+            pooled[-1][0] += seg[0]
+        else:
+            pooled.append(list(seg))
+    out = []
+    for w in weights:
+        q = FluidQueue()
+        q.slices.extend([n * w, tf, tl] for n, tf, tl in pooled if n * w > 0.0)
+        q.total = sum(s[0] for s in q.slices)
+        out.append(q)
+    return out
