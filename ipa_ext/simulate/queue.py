@@ -80,14 +80,12 @@ class FluidQueue:
         return 0.0
 
     def serve(
-        self, t: int, capacity_rps: float, service_s: float, late_after_s: float, hist: LatencyHistogram,
-        offsets: Sequence[float] | None = None,
+        self, t: int, capacity_rps: float, service_s: float, late_after_s: float, hist: LatencyHistogram
     ) -> tuple[float, float, float, float]:
         """Serve second ``t`` at ``capacity_rps`` from the front; returns (served, latency sum, max, late).
 
         Latencies are the exact wait plus ``service_s``; a request is late when its wait
-        exceeds ``late_after_s``. Each served part goes into ``hist``. With ``offsets``
-        (drawn service times minus ``service_s``), each served part is split evenly over them.
+        exceeds ``late_after_s``. Each served part goes into ``hist``.
         """
         q, C, S = self.slices, capacity_rps, service_s
         served = lat_sum = lat_max = late = 0.0
@@ -112,13 +110,6 @@ class FluidQueue:
                 if pm <= 0.0:
                     continue
                 served += pm
-                if offsets is not None:
-                    ls, mx, lt = _spread_piece(hist, pm, w0, w1, S, offsets, late_after_s)
-                    lat_sum += ls
-                    late += lt
-                    if mx > lat_max:
-                        lat_max = mx
-                    continue
                 lat_sum += pm * ((w0 + w1) * 0.5 + S)
                 lo, hi = (w0, w1) if w0 <= w1 else (w1, w0)
                 if hi + S > lat_max:
@@ -176,28 +167,46 @@ def _wait_pieces(n: float, us: float, A: float, g: float) -> tuple[tuple[float, 
     return ((n * u0, A, 0.0), (n * (us - u0), 0.0, 0.0))
 
 
-def _spread_piece(
-    hist: LatencyHistogram, pm: float, w0: float, w1: float, S: float, offsets: Sequence[float], late_after_s: float
-) -> tuple[float, float, float]:
-    """Record ``pm`` requests with waits ``w0``..``w1`` split evenly over service times ``S + offset``.
+class _Pieces:
+    """Stands in for the histogram to collect what :meth:`FluidQueue.serve` records, as (lo, hi, requests)."""
 
-    Returns (latency sum, latency max, late)."""
-    pk = pm / len(offsets)
-    lo, hi = (w0, w1) if w0 <= w1 else (w1, w0)
-    lat_sum = pm * ((w0 + w1) * 0.5 + S) + pk * sum(offsets)
+    def __init__(self) -> None:
+        self.items: list[tuple[float, float, float]] = []
+
+    def add_point(self, lat: float, mass: float) -> None:
+        self.items.append((lat, lat, mass))
+
+    def add_uniform(self, lo: float, hi: float, mass: float) -> None:
+        self.items.append((lo, hi, mass))
+
+
+def serve_spread(
+    queue: FluidQueue, t: int, capacity_rps: float, service_s: float, late_tol_s: float, hist: LatencyHistogram,
+    offsets: Sequence[float],
+) -> tuple[float, float, float, float]:
+    """:meth:`FluidQueue.serve` with drawn service times ``service_s + offset``, each taking an equal part
+    of every served piece. Returns (served, latency sum, max, late); late means latency > ``late_tol_s``."""
+    pieces = _Pieces()
+    served, lat_sum, lat_max, _ = queue.serve(
+        t, capacity_rps, service_s, late_tol_s - service_s, pieces)  # type: ignore[arg-type]
+    k = len(offsets)
     late = 0.0
-    for d in offsets:
-        limit = late_after_s - d
-        if hi > lo:
-            hist.add_uniform(lo + S + d, hi + S + d, pk)
-            if hi > limit:
-                frac = (hi - limit) / (hi - lo)
-                late += pk * (frac if frac < 1.0 else 1.0)
-        else:
-            hist.add_point(lo + S + d, pk)
-            if lo > limit:
-                late += pk
-    return lat_sum, hi + S + max(offsets), late
+    for x0, x1, m in pieces.items:
+        mk = m / k
+        for d in offsets:
+            limit = late_tol_s - d
+            if x1 > x0:
+                hist.add_uniform(x0 + d, x1 + d, mk)
+                if x1 > limit:
+                    frac = (x1 - limit) / (x1 - x0)
+                    late += mk * (frac if frac < 1.0 else 1.0)
+            else:
+                hist.add_point(x0 + d, mk)
+                if x0 > limit:
+                    late += mk
+    if served <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    return served, lat_sum + served * sum(offsets) / k, lat_max + max(offsets), late
 
 
 def reroute(queues: Sequence[FluidQueue], weights: Sequence[float]) -> list[FluidQueue]:

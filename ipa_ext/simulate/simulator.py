@@ -15,7 +15,7 @@ from ..problem.problem import Problem
 from .histogram import MAX_HISTOGRAM_S, LatencyHistogram
 from .draws import NormalDraws
 from .model import ActiveModel, Route, build_model, stage_parts
-from .queue import EPS, FluidQueue, reroute, service_latency_s
+from .queue import EPS, FluidQueue, reroute, serve_spread, service_latency_s
 from .series import SECOND_COLUMNS, SecondSeries, Totals
 
 __all__ = [
@@ -211,17 +211,11 @@ class PipelineSimulator:
         self._add_to_totals(tot)
         return tot
 
-    def _queued_second(
-        self, t: int, a: float, C: float, S: float, queue: FluidQueue | None = None,
-        offsets: Sequence[float] | None = None,
-    ) -> tuple[float, float, float, float, float]:
+    def _queued_second(self, t: int, a: float, C: float, S: float) -> tuple[float, float, float, float, float]:
         """A second with a queue or overload: drop beyond the bound, admit, serve.
 
-        ``queue`` defaults to the plain configuration's; ``offsets`` are drawn service times
-        minus ``S``. Returns (served, dropped, late, latency sum, latency max)."""
-        if queue is None:
-            queue = self.queue
-        D = self.drop_limit_s
+        Returns (served, dropped, late, latency sum, latency max)."""
+        queue, D = self.queue, self.drop_limit_s
         bound = (D - S) * C  # the most queued requests that can still finish within the drop limit
         if bound < 0.0:
             bound = 0.0
@@ -229,9 +223,31 @@ class PipelineSimulator:
         if a > 0.0:
             dropped += a if S > D else queue.admit(t, a, C, bound)
         if C > 0.0:
-            served, lat_sum, lat_max, late = queue.serve(t, C, S, self.sla_s + 1e-9 - S, self.histogram, offsets)
+            served, lat_sum, lat_max, late = queue.serve(t, C, S, self.sla_s + 1e-9 - S, self.histogram)
             return served, dropped, late, lat_sum, lat_max
         return 0.0, dropped, 0.0, 0.0, 0.0
+
+    def _route_queued(
+        self, queue: FluidQueue, t: int, a: float, C: float, S: float, offsets: Sequence[float] | None
+    ) -> tuple[float, float, float, float, float]:
+        """:meth:`_queued_second` on a route's queue, with drawn service times ``S + offset`` when given.
+
+        (The plain configuration's copy above stays free of the routes' extra steps: it is the
+        simulator's hot path.)"""
+        D = self.drop_limit_s
+        bound = (D - S) * C
+        if bound < 0.0:
+            bound = 0.0
+        dropped = queue.shrink_to(bound) if queue.total > bound else 0.0
+        if a > 0.0:
+            dropped += a if S > D else queue.admit(t, a, C, bound)
+        if C <= 0.0:
+            return 0.0, dropped, 0.0, 0.0, 0.0
+        if offsets is None:
+            served, lat_sum, lat_max, late = queue.serve(t, C, S, self.sla_s + 1e-9 - S, self.histogram)
+        else:
+            served, lat_sum, lat_max, late = serve_spread(queue, t, C, S, self.sla_s + 1e-9, self.histogram, offsets)
+        return served, dropped, late, lat_sum, lat_max
 
     def _routed_second(
         self, t: int, a: float, routes: Sequence[Route], by_route: list[float] | None
@@ -254,7 +270,7 @@ class PipelineSimulator:
                 s_, l_, m_, lt_ = self._serve_now(queue, ar, S, offsets)
                 d_ = 0.0
             else:
-                s_, d_, lt_, l_, m_ = self._queued_second(t, ar, C, S, queue, offsets)
+                s_, d_, lt_, l_, m_ = self._route_queued(queue, t, ar, C, S, offsets)
             served += s_
             dropped += d_
             late += lt_
