@@ -21,6 +21,10 @@ class Profile:
     * ``power_w``: average power of one replica while serving flat out at this batch;
     * ``idle_w``: power of one replica that is reserved but idle;
     * ``energy_j_per_request``: dynamic energy per request at this batch.
+
+    ``latency_p50_s`` (optional, written by ``ipa-ext profile``) is the median
+    per-batch latency; the simulator draws service times between it and
+    ``latency_s`` (docs/adaptation.md).
     """
 
     stage: str
@@ -32,6 +36,7 @@ class Profile:
     power_w: float | None = None
     idle_w: float | None = None
     energy_j_per_request: float | None = None
+    latency_p50_s: float | None = None
 
     @property
     def key(self) -> tuple[str, str, float, int]:

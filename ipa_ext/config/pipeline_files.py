@@ -27,7 +27,8 @@ OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MEASUREMENT_COLUMNS = ("latency_p50_s", "latency_mean_s", "latency_min_s", "latency_max_s", "latency_cv",
                        "batches", "timed_s", "replicas", "throughput_total_rps", "energy_quality")
-"""Columns ``ipa-ext profile`` adds about how a row was measured: accepted and not used."""
+"""Columns ``ipa-ext profile`` adds about how a row was measured: accepted; of them only
+``latency_p50_s`` is used (the simulator's service-time spread)."""
 ACCEPTED_COLUMNS = ALL_COLUMNS + MEASUREMENT_COLUMNS
 
 
@@ -211,7 +212,8 @@ def parse_profile_row(row: Mapping[str, Any], *, path: str | Path, where: str) -
         raise ProfileError(
             f"idle_w ({idle}) is larger than power_w ({power})", path=path, where=where
         )
-    return Profile(stage, variant, cpu, int(batch_f), latency, thr, power, idle, epr)
+    p50 = num("latency_p50_s", positive=True, optional=True)
+    return Profile(stage, variant, cpu, int(batch_f), latency, thr, power, idle, epr, p50)
 
 
 def build_pipeline(

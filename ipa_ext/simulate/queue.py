@@ -165,3 +165,66 @@ def _wait_pieces(n: float, us: float, A: float, g: float) -> tuple[tuple[float, 
     if u0 >= us:
         return ((m, A, A + g * us),)
     return ((n * u0, A, 0.0), (n * (us - u0), 0.0, 0.0))
+
+
+class _Pieces:
+    """Stands in for the histogram to collect what :meth:`FluidQueue.serve` records, as (lo, hi, requests)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, float, float]] = []
+
+    def add_point(self, lat: float, mass: float) -> None:
+        self.items.append((lat, lat, mass))
+
+    def add_uniform(self, lo: float, hi: float, mass: float) -> None:
+        self.items.append((lo, hi, mass))
+
+
+def serve_spread(
+    queue: FluidQueue, t: int, capacity_rps: float, service_s: float, late_tol_s: float, hist: LatencyHistogram,
+    offsets: Sequence[float],
+) -> tuple[float, float, float, float]:
+    """:meth:`FluidQueue.serve` with drawn service times ``service_s + offset``, each taking an equal part
+    of every served piece. Returns (served, latency sum, max, late); late means latency > ``late_tol_s``."""
+    pieces = _Pieces()
+    served, lat_sum, lat_max, _ = queue.serve(
+        t, capacity_rps, service_s, late_tol_s - service_s, pieces)  # type: ignore[arg-type]
+    k = len(offsets)
+    late = 0.0
+    for x0, x1, m in pieces.items:
+        mk = m / k
+        for d in offsets:
+            limit = late_tol_s - d
+            if x1 > x0:
+                hist.add_uniform(x0 + d, x1 + d, mk)
+                if x1 > limit:
+                    frac = (x1 - limit) / (x1 - x0)
+                    late += mk * (frac if frac < 1.0 else 1.0)
+            else:
+                hist.add_point(x0 + d, mk)
+                if x0 > limit:
+                    late += mk
+    if served <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    return served, lat_sum + served * sum(offsets) / k, lat_max + max(offsets), late
+
+
+def reroute(queues: Sequence[FluidQueue], weights: Sequence[float]) -> list[FluidQueue]:
+    """Pool the requests waiting in ``queues`` and split them over new queues by ``weights``.
+
+    Each request keeps its arrival time; slices are ordered by first arrival, and slices
+    over the same interval are merged.
+    """
+    pooled: list[list[float]] = []
+    for seg in sorted((s for q in queues for s in q.slices), key=lambda s: (s[1], s[2])):
+        if pooled and pooled[-1][1] == seg[1] and pooled[-1][2] == seg[2]:
+            pooled[-1][0] += seg[0]
+        else:
+            pooled.append(list(seg))
+    out = []
+    for w in weights:
+        q = FluidQueue()
+        q.slices.extend([n * w, tf, tl] for n, tf, tl in pooled if n * w > 0.0)
+        q.total = sum(s[0] for s in q.slices)
+        out.append(q)
+    return out

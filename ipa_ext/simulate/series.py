@@ -24,17 +24,24 @@ class SecondSeries:
         self.config_index = array("l")
         self.models: list[ActiveModel] = []
         """The models by config index (shared with the simulator)."""
+        self.route_served: dict[int, tuple[float, ...]] = {}
+        """Per second of a configuration with several routes: the requests each route served."""
 
     def __len__(self) -> int:
         return len(self.config_index)
 
     def stage_energy_j(self, i: int, stage: int) -> float:
-        """Energy of a stage in second ``i``: idle watts plus served requests x J/request."""
+        """Energy of a stage in second ``i``: idle watts plus served requests x J/request (per route)."""
         m = self.models[self.config_index[i]]
+        by_route = self.route_served.get(i)
+        if by_route is not None:
+            return m.idle_w[stage] + sum(x * r.energy_j_per_request[stage] for r, x in zip(m.routes, by_route))
         return m.idle_w[stage] + self.cols["served"][i] * m.energy_j_per_request[stage]
 
     def energy_j(self, i: int) -> float:
         """Energy of all stages in second ``i``."""
+        if i in self.route_served:
+            return sum(self.stage_energy_j(i, k) for k in range(len(self.stages)))
         m = self.models[self.config_index[i]]
         served = self.cols["served"][i]
         return sum(m.idle_w[k] + served * m.energy_j_per_request[k] for k in range(len(self.stages)))
