@@ -4,8 +4,9 @@ A :class:`StageMix` is a :class:`~ipa_ext.model.StageConfig` (its own fields
 describe the part with the largest load share, so code that knows only plain
 stage configurations still sees a sensible one) plus ``parts``: each part's
 configuration and the share of the stage's requests it serves. The simulator
-serves a mix with the summed capacity of its parts, weights accuracy and
-per-request energy by the shares, and takes the slowest part's latency.
+and the local backend route each part its share of the requests, with the
+part's own latency, queue and drops, and weigh accuracy and energy by what
+each part served (docs/adaptation.md, docs/local.md).
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ drop_limit_s               the SLA   requests that cannot finish within it are d
 reconfiguration_delay_s    5         seconds before an applied configuration takes effect
 max_batch_wait_s           1         batching timeout (MLServer's ``max_batch_time``)
 record_seconds             true      keep per-second records (for the per-second CSV)
+service_times              spread    ``spread``: each batch's service time drawn between the
+                                     profile's p50 and p99 where the profile has a p50
+                                     (measured profiles); ``profiled``: the p99 for every
+                                     batch, as IPA's simulator does
+seed                       0         seed of those draws (runs with one seed repeat exactly)
 =========================  ========  ====================================================
 
 Energy comes from the profiles' power model and is labelled ``estimated``.
@@ -27,9 +32,10 @@ from ipa_ext.backends import Backend, IntervalOutcome, RunContext
 from ipa_ext.config.numeric import option
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
-from ipa_ext.simulate.simulator import PipelineSimulator
+from ipa_ext.simulate.simulator import SERVICE_TIMES, PipelineSimulator
 
 DEFAULT_RECONFIGURATION_DELAY_S = 5.0
+
 
 
 def _number(name: str, value: Any, *, positive: bool = False) -> float:
@@ -49,6 +55,8 @@ class SimulationBackend(Backend):
         max_batch_wait_s: float = 1.0,
         record_seconds: bool = True,
         drop_limit: float | None = None,
+        service_times: str = "spread",
+        seed: int = 0,
     ) -> None:
         if drop_limit_s is not None and drop_limit is not None:
             raise ValueError("give drop_limit_s or IPA's drop_limit, not both")
@@ -59,6 +67,10 @@ class SimulationBackend(Backend):
         if not isinstance(record_seconds, bool):
             raise ValueError(f"record_seconds must be true or false, got {record_seconds!r}")
         self.record_seconds = record_seconds
+        if service_times not in SERVICE_TIMES:
+            raise ValueError(f"service_times must be one of {', '.join(SERVICE_TIMES)}, got {service_times!r}")
+        self.service_times = service_times
+        self.seed = option("seed", seed, integer=True, minimum=0)
         self.sim: PipelineSimulator | None = None
         self.rates: Sequence[int] = ()
 
@@ -76,6 +88,8 @@ class SimulationBackend(Backend):
             reconfiguration_delay_s=self.reconfiguration_delay_s,
             max_batch_wait_s=self.max_batch_wait_s,
             record_seconds=self.record_seconds,
+            service_times=self.service_times,
+            seed=self.seed,
         )
 
     def _sim(self) -> PipelineSimulator:

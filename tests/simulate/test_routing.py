@@ -201,3 +201,42 @@ def test_drawn_service_times_change_latencies_not_capacity_or_drops():
     assert a.lat_sum < b.lat_sum  # medians of 0.1 s instead of 0.3 s per batch
     assert drawn.histogram.total == pytest.approx(a.served)
     assert drawn.histogram.quantile(0.5) < fixed.histogram.quantile(0.5)
+
+
+def test_the_simulation_section_chooses_service_times_and_their_seed(tmp_path):
+    """Measured profiles have a p50: spread draws below the p99, profiled keeps the p99, one seed repeats."""
+    import json
+    import shutil
+
+    import yaml
+
+    from support.cli import run_cli
+    from support.paths import ROOT
+
+    src = ROOT / "examples" / "video-measured"
+    for name in ("pipeline.yaml", "profiles.csv"):
+        shutil.copy(src / name, tmp_path / name)
+    base = yaml.safe_load((src / "config.yaml").read_text())
+    base["workload"] = {"type": "synthetic", "pattern": "steady", "base_rps": 4, "duration_s": 60, "seed": 0}
+
+    def p50(name, section):
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(yaml.safe_dump({**base, "simulation": section}))
+        r = run_cli("simulate", str(cfg), "--quiet", "--out", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+        return json.loads((tmp_path / name / "summary.json").read_text())["latency_s"]["p50"]
+
+    spread, again, other = p50("a", {"seed": 1}), p50("b", {"seed": 1}), p50("c", {"seed": 2})
+    profiled = p50("d", {"service_times": "profiled"})
+    assert spread == again and spread < profiled and other < profiled
+    r = run_cli("validate", str(_bad(tmp_path, base)))
+    assert r.returncode == 2 and "simulation" in r.stderr and "service_times must be one of spread, profiled" in r.stderr, \
+        r.stderr
+
+
+def _bad(tmp_path, base):
+    import yaml
+
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump({**base, "simulation": {"service_times": "p95"}}))
+    return p
