@@ -3,7 +3,7 @@
 
     python benchmarks/sim_vs_local.py [--config examples/video-measured/config.yaml] [--policies ilp]
         [--rate 8 --seconds 90 | --workload bursty --rate-scale 0.05 --seconds 120]
-        [--driver-core auto|off] [--cores N]
+        [--driver-core auto|off] [--cores N] [--stages crop,classification]
 
 The workload's per-second counts (scaled) are written to one trace file that both runs replay, so they see
 the same requests per second. For each policy it prints predicted (simulation) against measured (local):
@@ -86,6 +86,41 @@ def leave_driver_core(config: Path, cores: int, tmp: Path) -> tuple[Path, str]:
                  f"{cores} cores (profile rows with cpu <= {share:g}, scaling_cap {data['scaling_cap']})")
 
 
+def keep_stages(config: Path, names: list[str], tmp: Path) -> Path:
+    """A copy of ``config`` whose pipeline has only the stages ``names`` (their profile rows and start).
+
+    One stage on a 2-core machine leaves a core for the driver, which two stages cannot.
+    """
+    data = yaml.safe_load(config.read_text())
+    pipe_path = (config.parent / data["pipeline"]).resolve()
+    pipe = yaml.safe_load(pipe_path.read_text())
+    known = [s["name"] for s in pipe["stages"]]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"--stages: no stage {unknown[0]!r} in {pipe_path} (known: {', '.join(known)})")
+    pipe["stages"] = [s for s in pipe["stages"] if s["name"] in names]
+    for s in pipe["stages"]:  # zoo models resolve against the original folder
+        for v in s.get("variants", []):
+            if "model" in v:
+                v["model"] = str((pipe_path.parent / v["model"]).resolve())
+    (tmp / "pipeline-stages.yaml").write_text(yaml.safe_dump(pipe, sort_keys=False))
+    prof_path = (config.parent / str(data["profiles"])).resolve()
+    lines = prof_path.read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    stage_col = lines[header].split(",").index("stage")
+    kept = [line for line in lines[header + 1:] if line and line.split(",")[stage_col] in names]
+    (tmp / "profiles-stages.csv").write_text("\n".join(lines[:header + 1] + kept) + "\n")
+    data["pipeline"] = str(tmp / "pipeline-stages.yaml")
+    data["profiles"] = str(tmp / "profiles-stages.csv")
+    if isinstance(data.get("initial"), dict):
+        data["initial"] = {k: v for k, v in data["initial"].items() if k in names}
+    if isinstance(data.get("local"), dict) and isinstance(data["local"].get("stages"), dict):
+        data["local"]["stages"] = {k: v for k, v in data["local"]["stages"].items() if k in names}
+    out = tmp / "config-stages.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
 def counts(args: argparse.Namespace) -> list[int]:
     if args.workload is None:
         return [int(args.rate)] * args.seconds
@@ -144,14 +179,17 @@ def main() -> int:
                     help="auto: cap the pipeline at one core less than the machine has, when the stages fit")
     ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)),
                     help="the cores the pipeline and the driver share (default: those this process may use)")
+    ap.add_argument("--stages", help="comma-separated stages to keep (e.g. classification: one stage leaves a core "
+                                      "for the driver on 2 cores)")
     args = ap.parse_args()
     series = counts(args)
     rows, cells = [], []
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "workload.txt"
         trace.write_text(" ".join(map(str, series)) + "\n")
-        config, driver = ((args.config, "off: the pipeline may take every core") if args.driver_core == "off"
-                          else leave_driver_core(args.config, args.cores, Path(tmp)))
+        base = keep_stages(args.config, args.stages.split(","), Path(tmp)) if args.stages else args.config
+        config, driver = ((base, "off: the pipeline may take every core") if args.driver_core == "off"
+                          else leave_driver_core(base, args.cores, Path(tmp)))
         print(f"driver core: {driver}")
         for policy in args.policies.split(","):
             loads = [load_avg()]
@@ -170,7 +208,7 @@ def main() -> int:
           f"SLO violations within {SLO_TARGET_PP:g} percentage points")
     for c in cells:
         print(verdict(c))
-    path = write_json("sim_vs_local", {"config": str(args.config), "workload": args.workload or "steady",
+    path = write_json("sim_vs_local", {"config": str(args.config), "stages": args.stages, "workload": args.workload or "steady",
                                        "rate": args.rate, "rate_scale": args.rate_scale, "seconds": len(series),
                                        "requests": sum(series), "cores": args.cores, "driver_core": driver,
                                        "cells": cells}, args.out)
