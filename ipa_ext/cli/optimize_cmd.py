@@ -13,7 +13,8 @@ from ..config.config import load_config, parse_policy
 from ..config.show import shown
 from ..errors import ConfigError
 from ..optimizers import Decision
-from ..problem.problem import Evaluation, Problem
+from ..problem.ensemble import ACCURACY_MODEL, EnsembleOption
+from ..problem.problem import Evaluation, Option, Problem
 from ..report.summary import accuracy_term_note
 from ..report.tables import table
 from ..units import MS_PER_S
@@ -76,15 +77,19 @@ def used_weights(problem: Problem, decision: Decision) -> dict[str, float]:
 
 
 def evaluation_dict(problem: Problem, ev: Evaluation) -> dict[str, Any]:
+    stages = [{"stage": problem.pipeline.stages[i].name, **row} for i, row in enumerate(ev.stage_rows())]
+    for row, o in zip(stages, ev.options):
+        if isinstance(o, EnsembleOption):  # each member's own facts; the row's are the ensemble's
+            row.update(accuracy_pct=o.accuracy_pct, accuracy_model=ACCURACY_MODEL, members=[
+                {**m.config().as_dict(), "latency_s": m.latency_s, "capacity_rps": m.capacity_rps,
+                 "cores": m.cores} for m in o.members])
     d: dict[str, Any] = {
         "objective": ev.objective,
         "terms": dict(ev.terms),
         "weighted_terms": dict(ev.weighted),
         "latency_s": ev.latency_s,
         "throughput_rps": min(o.capacity_rps for o in ev.options),
-        "stages": [
-            {"stage": problem.pipeline.stages[i].name, **row} for i, row in enumerate(ev.stage_rows())
-        ],
+        "stages": stages,
         "violations": list(ev.violations),
     }
     if "energy" in ev.terms:
@@ -170,7 +175,8 @@ def _print(problem: Problem, decision: Decision, show: int = SHOW) -> None:
     print(f"\nthe first {show} of {n} candidates:")
     rows = []
     for rank, ev in enumerate(decision.candidates[:show], start=1):
-        stages = " | ".join(f"{o.variant} cpu{o.cpu:g} b{o.batch} x{o.replicas}" for o in ev.options)
+        stages = " | ".join(" + ".join(f"{m.variant} cpu{m.cpu:g} b{m.batch} x{m.replicas}" for m in _members(o))
+                            for o in ev.options)
         rows.append([rank, f"{ev.objective:.8g}", ev.latency_s, sum(o.cores for o in ev.options), stages])
     print(table(["rank", "objective", "latency_s", "cores", "configuration"], rows))
     print(f"... and {n - show} more {_pool_note(decision)}; --show N prints more (0: all)")
@@ -191,12 +197,16 @@ def _print_candidate(problem: Problem, decision: Decision, ev: Evaluation) -> No
     weights = used_weights(problem, decision)
     rows = []
     for i, o in enumerate(ev.options):
-        rows.append([
-            problem.pipeline.stages[i].name, o.variant, f"{o.cpu:g}", o.batch, o.replicas,
-            o.model_latency_s, o.queue_s, o.capacity_rps, o.cores,
-        ])
+        for j, m in enumerate(_members(o)):
+            rows.append([
+                problem.pipeline.stages[i].name if j == 0 else "  + member", m.variant, f"{m.cpu:g}", m.batch,
+                m.replicas, m.model_latency_s, m.queue_s, m.capacity_rps, m.cores,
+            ])
     print(table(["stage", "variant", "cpu", "batch", "replicas", "latency_s", "queue_s",
                  "capacity_rps", "cores"], rows))
+    for i, o in enumerate(ev.options):
+        if len(_members(o)) > 1:
+            print(_ensemble_line(problem.pipeline.stages[i].name, o))  # type: ignore[arg-type]
     thr = min(o.capacity_rps for o in ev.options)
     print(f"latency  {ev.latency_s:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
     print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
@@ -224,7 +234,20 @@ def _accuracy_line(problem: Problem, ev: Evaluation) -> str:
     """The accuracy term per stage, and how it is scored (rank-normalised scores read as a bug otherwise)."""
     st = problem.settings
     scores = problem.stage_accuracies
-    per_stage = [f"{stage.name} {o.variant} {scores[i][o.variant]:.4g}"
+    per_stage = [f"{stage.name} {'+'.join(m.variant for m in _members(o))} {o.accuracy:.4g}"
+                 if len(_members(o)) > 1 else f"{stage.name} {o.variant} {scores[i][o.variant]:.4g}"
                  for i, (stage, o) in enumerate(zip(problem.pipeline.stages, ev.options))]
     note = accuracy_term_note(st.normalize_accuracy, st.accuracy_method, len(per_stage))
     return f"accuracy {ev.terms['accuracy']:.4g} from {', '.join(per_stage)} ({note})"
+
+
+def _members(o: Option) -> tuple[Option, ...]:
+    """An ensemble's members (Cocktail: every one serves every request); a plain option is its own one."""
+    return o.members if isinstance(o, EnsembleOption) else (o,)
+
+
+def _ensemble_line(stage: str, o: EnsembleOption) -> str:
+    """What an ensemble stage is and how its figures add up."""
+    return (f"ensemble {stage}: {' + '.join(m.variant for m in o.members)}, every member serves every "
+            f"request; accuracy {o.accuracy_pct:.4g} % {ACCURACY_MODEL}; latency = slowest member "
+            f"{o.latency_s:.4g} s, cores = sum {o.cores:g}")
