@@ -249,5 +249,5 @@ def _members(o: Option) -> tuple[Option, ...]:
 def _ensemble_line(stage: str, o: EnsembleOption) -> str:
     """What an ensemble stage is and how its figures add up."""
     return (f"ensemble {stage}: {' + '.join(m.variant for m in o.members)}, every member serves every "
-            f"request; accuracy {o.accuracy_pct:.4g} % {ACCURACY_MODEL}; latency = slowest member "
-            f"{o.latency_s:.4g} s, cores = sum {o.cores:g}")
+            f"request; accuracy {o.accuracy_pct:.4g} % {ACCURACY_MODEL}; latency = the slowest member's "
+            f"{o.latency_s:.4g} s (queue included), cores = the sum {o.cores:g}")

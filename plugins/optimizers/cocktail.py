@@ -36,6 +36,7 @@ from ipa_ext.errors import ConfigError, SolverError
 from ipa_ext.model import Configuration, Stage, StageConfig
 from ipa_ext.objectives import Objective
 from ipa_ext.optimizers import Optimizer
+from ipa_ext.optimize import dominance
 from ipa_ext.optimize.enumeration import REL_TOL
 from ipa_ext.problem import Evaluation, Option, Problem
 from ipa_ext.problem.ensemble import ACCURACY_MODEL, EnsembleOption, ensemble_accuracy_pct, ensemble_option
@@ -48,14 +49,13 @@ PRUNE_SLACK = 1e-6
 LAT, POW, COST, CORES, CAPPED, ACC = range(6)
 """The columns of a candidate table: latency, power (under a power cap, else 0), cost, cores,
 accuracy capped at the target and accuracy (fractions; across stages, combined)."""
-SIGN = np.array([1.0, 1.0, 1.0, 1.0, -1.0, -1.0])
-"""Turns a row into a vector where smaller is better in every entry."""
-BLOCK = 1 << 22
-"""Comparisons per numpy pass of the dominance count (bounds memory)."""
-FRONT_BLOCK = 256
-"""Rows per numpy pass of the k = 1 front."""
-PRUNE_ROWS = 4000
-"""The most rows whose dominators are counted for k > 1 (the count is quadratic)."""
+KEYS = [CAPPED, COST, CORES, ACC]
+"""The ranking, in order: capped accuracy (larger first), cost, cores, accuracy (larger first)."""
+KEY_SIGN = np.array([-1.0, 1.0, 1.0, -1.0])
+"""Turns the ranking columns into keys where smaller is better."""
+MARGIN = 1e-9
+"""A key's strict win when joining stages: relative to the largest total the column can reach
+(or to the product, under ``accuracy_method: multiply``), far above any rounding."""
 LIST_LIMIT = 1000
 """The most candidates a decision lists (a larger ``num_state_limit`` lists this many)."""
 JOIN_LIMIT = 4_000_000
@@ -64,38 +64,11 @@ JOIN_LIMIT = 4_000_000
 CostTerms = Sequence[tuple[Objective, float]]
 
 
-def undominated(rows: np.ndarray, k: int) -> np.ndarray:
-    """Indices (ascending) of the rows dominated by fewer than ``k`` others (:data:`SIGN` says
-    which way each column is better; of equal rows, the first dominates the later ones).
-
-    Every completion of a dropped row is matched by ``k`` distinct ones at least as good, so
-    the k best survive. A dominator precedes its row in lexicographic order, so one sorted pass
-    does: against the front so far for k = 1, counting every earlier row otherwise. Pruning
-    only saves work, so with k > 1 and more than :data:`PRUNE_ROWS` rows every row is kept.
-    """
-    n = len(rows)
-    if n <= k or (k > 1 and n > PRUNE_ROWS):
-        return np.arange(n)
-    vec = rows * SIGN
-    order = np.lexsort(vec.T[::-1])
-    v = vec[order]
-    dropped = np.zeros(n, dtype=bool)
-    step = max(1, BLOCK // (n * vec.shape[1])) if k > 1 else FRONT_BLOCK
-    pos = np.arange(n)
-    front = v[:0]
-    for lo in range(0, n, step):
-        block = v[lo:lo + step]
-        if k > 1:
-            le = np.all(v[None, :, :] <= block[:, None, :], axis=2) & (pos[None, :] < pos[lo:lo + len(block), None])
-            dropped[lo:lo + len(block)] = le.sum(axis=1) >= k
-            continue
-        inner = np.all(block[None, :, :] <= block[:, None, :], axis=2) & np.tri(len(block), k=-1, dtype=bool)
-        out = inner.any(axis=1)
-        if len(front):
-            out |= np.all(front[None, :, :] <= block[:, None, :], axis=2).any(axis=1)
-        dropped[lo:lo + len(block)] = out
-        front = np.concatenate([front, block[~out]])
-    return np.sort(order[~dropped])
+def undominated(rows: np.ndarray, k: int, margin: np.ndarray | None = None,
+                relative: np.ndarray | None = None) -> np.ndarray:
+    """:func:`ipa_ext.optimize.dominance.undominated` on a candidate table: latency and power
+    are the bounds, the ranking the keys."""
+    return dominance.undominated(rows[:, [LAT, POW]], rows[:, KEYS] * KEY_SIGN, k, margin, relative)
 
 
 @dataclass
@@ -314,10 +287,24 @@ def _combine(problem: Problem, tables: Sequence[_Table], k: int) -> list[tuple[t
         rows = grown[idx]
         picks = np.column_stack([picks[idx // m], idx % m])
         if not last:
-            keep = undominated(rows, k)
+            keep = undominated(rows, k, *_margins(tables, s + 1, product))
             rows, picks = rows[keep], picks[keep]
     order = np.lexsort((-rows[:, ACC], rows[:, CORES], rows[:, COST], -rows[:, CAPPED]))
     return [tuple(tables[s].items[j] for s, j in enumerate(picks[i])) for i in order[:k]]
+
+
+def _margins(tables: Sequence[_Table], later: int, product: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The margins of a strict win in each key when stages ``later``... are still to come: absolute
+    for sums (above the rounding of the largest total), relative for products of accuracies, none
+    (infinite) where a later factor may be 0 (a product then collapses every difference)."""
+    top = np.sum([np.abs(t.rows).max(axis=0) for t in tables], axis=0)[KEYS]
+    margin = MARGIN * np.maximum(1.0, top)
+    relative = np.zeros(len(KEYS))
+    if product:
+        for j, col in ((0, CAPPED), (3, ACC)):
+            positive = all(t.rows[:, col].min() > 0 for t in tables[later:])
+            margin[j], relative[j] = (0.0, MARGIN) if positive else (np.inf, 0.0)
+    return margin, relative
 
 
 def _fits(values: np.ndarray, bound: float, partial: bool) -> np.ndarray:

@@ -199,7 +199,7 @@ def test_cli_prints_the_members_and_the_model():
     assert "  + member" in out
     line = next(x for x in out.splitlines() if x.startswith("ensemble classification: "))
     assert "every member serves every request" in line and ACCURACY_MODEL in line
-    assert "latency = slowest member" in line and "cores = sum" in line
+    assert "latency = the slowest member's" in line and "cores = the sum" in line
     acc = next(x for x in out.splitlines() if x.startswith("accuracy "))
     assert "classification resnet" in acc and "+resnet" in acc
 
