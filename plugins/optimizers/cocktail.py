@@ -14,8 +14,8 @@ combined by ``accuracy_method`` (so every stage at its target whenever that is f
 then the least cost (the problem's weighted minimised terms: ``beta`` x cores + ``gamma``
 x batch + ``delta`` x watts + ``epsilon`` x carbon), then the fewest cores, then the
 highest accuracy; subject to the end-to-end SLA and ``power_cap_w``. Stages are joined one
-at a time, keeping every partial configuration that could still be among the k best (a
-dominance count). ``target_accuracy`` (percent, one number for every stage or ``{stage:
+at a time, keeping every partial configuration that could still be among the k best
+(:mod:`ipa_ext.optimize.dominance`). ``target_accuracy`` (percent, one number for every stage or ``{stage:
 percent}``) defaults to each stage's most accurate usable variant: Cocktail targets the
 best single model's accuracy.
 """
@@ -56,6 +56,9 @@ KEY_SIGN = np.array([-1.0, 1.0, 1.0, -1.0])
 MARGIN = 1e-9
 """A key's strict win when joining stages: relative to the largest total the column can reach
 (or to the product, under ``accuracy_method: multiply``), far above any rounding."""
+RANK_DIGITS = 12
+"""The final ranking compares keys to this many significant digits: sums that differ only by
+their rounding tie (a strict win of :data:`MARGIN` survives the rounding)."""
 LIST_LIMIT = 1000
 """The most candidates a decision lists (a larger ``num_state_limit`` lists this many)."""
 JOIN_LIMIT = 4_000_000
@@ -289,8 +292,17 @@ def _combine(problem: Problem, tables: Sequence[_Table], k: int) -> list[tuple[t
         if not last:
             keep = undominated(rows, k, *_margins(tables, s + 1, product))
             rows, picks = rows[keep], picks[keep]
-    order = np.lexsort((-rows[:, ACC], rows[:, CORES], rows[:, COST], -rows[:, CAPPED]))
+    keys = significant(rows[:, KEYS] * KEY_SIGN)
+    order = np.lexsort(keys.T[::-1])
     return [tuple(tables[s].items[j] for s, j in enumerate(picks[i])) for i in order[:k]]
+
+
+def significant(x: np.ndarray, digits: int = RANK_DIGITS) -> np.ndarray:
+    """``x`` rounded to ``digits`` significant digits (monotone), so that sums equal but for their
+    rounding rank as ties and the next key decides."""
+    mag = np.floor(np.log10(np.abs(x), out=np.zeros_like(x), where=x != 0))
+    scale = 10.0 ** (digits - 1 - mag)
+    return np.where(x == 0, 0.0, np.round(x * scale) / scale)
 
 
 def _margins(tables: Sequence[_Table], later: int, product: bool) -> tuple[np.ndarray, np.ndarray]:

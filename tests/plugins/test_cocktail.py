@@ -69,9 +69,14 @@ def brute_keys(problem: Problem, rate, max_members=3, targets=None):
         if s.power_cap_w and not within(sum(c[1] for c in combo), s.power_cap_w):
             continue
         comb = math.prod if product else sum
-        keys.append((-comb(c[4] for c in combo), sum(c[2] for c in combo), sum(c[3] for c in combo),
-                     -comb(c[5] for c in combo)))
+        keys.append(rounded((-comb(c[4] for c in combo), sum(c[2] for c in combo), sum(c[3] for c in combo),
+                             -comb(c[5] for c in combo))))
     return sorted(keys)
+
+
+def rounded(key):
+    """A ranking key to 12 significant digits: values equal but for rounding tie (as in cocktail)."""
+    return tuple(float(f"{x:.12g}") for x in key)
 
 
 def key_of(problem: Problem, ev, targets=None):
@@ -84,7 +89,7 @@ def key_of(problem: Problem, ev, targets=None):
         accs.append(o.accuracy_pct / 100)
         capped.append(min(o.accuracy_pct / 100, t))
     cost = sum(s.weight(o.weight) * ev.terms[o.name] for o in problem.active_objectives if o.sense < 0)
-    return (-comb(capped), cost, sum(o.cores for o in ev.options), -comb(accs))
+    return rounded((-comb(capped), cost, sum(o.cores for o in ev.options), -comb(accs)))
 
 
 def same_key(a, b):
@@ -109,6 +114,14 @@ def graded(draw):
                     rows.append((v, c, b, round(lat, 6), round(b / lat, 4), float(c), round(base * 10, 4)))
         spec[f"s{si}"] = {"variants": variants, "rows": rows}
     return make_pipeline(spec)
+
+
+def in_order(a, b):
+    """``a`` ranks no later than ``b``, keys within rounding (1e-9) counting as equal."""
+    for x, y in zip(a, b):
+        if x != pytest.approx(y, rel=1e-9, abs=1e-12):
+            return x < y
+    return True
 
 
 small = st.one_of(graded(), graded(), pipelines(max_stages=2, max_variants=3, max_cpus=2, max_batches=2))
@@ -190,6 +203,29 @@ def test_an_unreachable_target_gives_the_most_accurate_feasible_and_says_so(host
 def test_bad_options_are_config_errors(host, opts, message):
     with pytest.raises(ConfigError, match=message):
         cocktail(host, **opts)
+
+
+def test_pipeline_dependent_mistakes_are_config_errors(host, video_problem):
+    with pytest.raises(ConfigError, match="no stage 'detect' in pipeline 'video'") as err:
+        cocktail(host, target_accuracy={"detect": 50}).optimize(video_problem, 20)
+    assert err.value.where == "optimizer.options.target_accuracy"
+    pipe = make_pipeline({"A": {"variants": {"a": 60.0, "b": 130.0},
+                                "rows": [("a", 1, 1, 0.1, 20.0), ("b", 1, 1, 0.1, 20.0)]}})
+    problem = make_problem(pipe, sla_s=1.0, allocation_mode="variable", threshold=0)
+    with pytest.raises(ConfigError, match="variant 'b' has accuracy 130; use accuracies in 0..100"):
+        cocktail(host).optimize(problem, 10)
+    assert cocktail(host, max_members=1).optimize(problem, 10).best.config[0].variant == "b"
+
+
+def test_a_large_k_lists_at_most_the_limit(host, video_problem):
+    from ipa_ext_plugins.optimizers.cocktail import LIST_LIMIT
+
+    d = cocktail(host).optimize(video_problem, 30, k=10**6)
+    assert len(d.candidates) == LIST_LIMIT
+    keys = [key_of(video_problem, ev) for ev in d.candidates]
+    assert all(in_order(a, b) for a, b in zip(keys, keys[1:]))
+    assert len({ev.config for ev in d.candidates}) == LIST_LIMIT
+    assert same_key(keys[0], key_of(video_problem, cocktail(host).optimize(video_problem, 30).best))
 
 
 def test_cli_prints_the_members_and_the_model():
