@@ -27,6 +27,8 @@ def _relation(bound_f: np.ndarray, keys_f: np.ndarray, bound_b: np.ndarray, keys
               margin: np.ndarray, relative: np.ndarray) -> np.ndarray:
     """``f`` dominates ``b``, for arrays that broadcast (columns on the last axis)."""
     ok = np.all(bound_f <= bound_b, axis=-1)
+    if np.isinf(margin).all():  # componentwise
+        return ok & np.all(keys_f <= keys_b, axis=-1)
     le = keys_f <= keys_b
     lt = keys_f < keys_b - (margin + relative * np.abs(keys_b))
     prefix = np.ones(le.shape[:-1], dtype=bool)

@@ -56,6 +56,8 @@ KEY_SIGN = np.array([-1.0, 1.0, 1.0, -1.0])
 MARGIN = 1e-9
 """A key's strict win when joining stages: relative to the largest total the column can reach
 (or to the product, under ``accuracy_method: multiply``), far above any rounding."""
+SMALL_TABLE = 64
+"""Tables of a few rows are pruned once, with the others of their stage, not on their own."""
 RANK_DIGITS = 12
 """The final ranking compares keys to this many significant digits: sums that differ only by
 their rounding tie (a strict win of :data:`MARGIN` survives the rounding)."""
@@ -82,7 +84,11 @@ class _Table:
     items: list[Any]
     rows: np.ndarray
 
-    def keep(self, k: int) -> _Table:
+    def keep(self, k: int, above: int = 0) -> _Table:
+        """The rows that could be among the k best; a table of at most ``above`` rows as it is
+        (pruning a small table costs more than it saves when a larger one is pruned next)."""
+        if len(self.rows) <= above:
+            return self
         idx = undominated(self.rows, k)
         return _Table([self.items[i] for i in idx], self.rows[idx])
 
@@ -144,7 +150,7 @@ class CocktailPolicy(Optimizer):
         if self.max_members > 1 and len(members) > 1:
             _check_accuracies(stage, members)
         order = sorted(members, key=lambda v: (-stage.variant(v).accuracy, v))
-        items: list[tuple[Option, ...]] = []
+        items: list[tuple[tuple[str, ...], tuple[int, ...]]] = []  # (variants, option index of each)
         parts: list[np.ndarray] = []
         for size in range(1, min(self.max_members, len(order)) + 1):
             for subset in itertools.combinations(order, size):
@@ -157,11 +163,12 @@ class CocktailPolicy(Optimizer):
                 for col in (POW, COST, CORES):
                     rows[:, col] = np.sum([c[:, col] for c in cols], axis=0)
                 rows[:, CAPPED], rows[:, ACC] = min(acc, target), acc
-                sized = _Table([tuple(members[v].items[p[j]] for j, v in enumerate(subset)) for p in picks],
-                               rows).keep(k)
+                sized = _Table([(subset, p) for p in picks], rows).keep(k, SMALL_TABLE)
                 items += sized.items
                 parts.append(sized.rows)
-        return _Table(items, np.concatenate(parts) if parts else np.empty((0, 6))).keep(k)
+        kept = _Table(items, np.concatenate(parts) if parts else np.empty((0, 6))).keep(k)
+        ensembles = [tuple(members[v].items[j] for v, j in zip(subset, p)) for subset, p in kept.items]
+        return _Table(ensembles, kept.rows)
 
     def _evaluation(self, problem: Problem, parts: Sequence[tuple[Option, ...]], rate: float) -> Evaluation:
         """Score the chosen ensembles: accuracy modelled per stage, every other term summed over members."""
@@ -248,7 +255,7 @@ def _member_tables(problem: Problem, index: int, rate: float, current: StageConf
             rows[r, POW] = o.profile.power_at(rate, o.replicas) if cap else 0.0
             rows[r, COST] = math.fsum(w * obj.stage_value(problem, o, rate) for obj, w in cost_terms)
             rows[r, CORES] = o.cores
-        out[v] = _Table(items, rows).keep(k)
+        out[v] = _Table(items, rows).keep(k, SMALL_TABLE // 8)
     return out
 
 
