@@ -17,6 +17,10 @@ writes JSON (default ``benchmarks/results/decision_latency.json``).
     python benchmarks/decision_latency.py                       # everything
     python benchmarks/decision_latency.py --stages 1,5,9 --variants 1,5,9
     python benchmarks/decision_latency.py --solvers highs --accuracy-method multiply
+    python benchmarks/decision_latency.py --policies cocktail --stages ''   # a policy, video only
+
+``--policies`` also times the named optimizers (policies such as ``cocktail``) on the same
+problems, in the ``solver`` column under their own names.
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("-k", type=int, default=1, help="num_state_limit (default 1)")
     ap.add_argument("--no-video", action="store_true", help="skip the video example")
     ap.add_argument("--brute-force", action="store_true", help="also time brute force on the video example")
+    ap.add_argument("--policies", default="", help="comma-separated optimizers to time too (e.g. cocktail)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "decision_latency.json")
     return ap.parse_args(argv)
 
@@ -125,7 +130,7 @@ def new_result(args: argparse.Namespace, solvers: Sequence[str]) -> dict[str, An
         },
         "settings": {
             "decisions": args.decisions, "k": args.k, "accuracy_method": args.accuracy_method,
-            "allocation_mode": args.allocation_mode, "solvers": solvers,
+            "allocation_mode": args.allocation_mode, "solvers": solvers, "policies": _policies(args),
         },
         "video": {},
         "grid": [],
@@ -152,10 +157,10 @@ def time_video(args: argparse.Namespace, host, solvers: Sequence[str], result: d
         m = measure(_optimizer(host, "infadapter", solver), problem, video_rates, args.k)
         result["video"][f"infadapter/{solver}"] = m
         rows.append(["video", "2x5", f"infadapter/{solver}", m])
-    if args.brute_force:
-        m = measure(_optimizer(host, "brute-force"), problem, video_rates, args.k)
-        result["video"]["brute-force"] = m
-        rows.append(["video", "2x5", "brute-force", m])
+    for name in (["brute-force"] if args.brute_force else []) + _policies(args):
+        m = measure(_optimizer(host, name), problem, video_rates, args.k)
+        result["video"][name] = m
+        rows.append(["video", "2x5", name, m])
 
 
 def time_grid(args: argparse.Namespace, host, solvers: Sequence[str], result: dict[str, Any], rows: list) -> None:
@@ -173,8 +178,9 @@ def time_grid(args: argparse.Namespace, host, solvers: Sequence[str], result: di
                                 weights={"alpha": 2, "beta": 1, "gamma": 1e-6, "delta": 0, "epsilon": 0})
             problem = Problem(pipe, settings, objectives)
             grid_rates = rates(args.decisions, 5, 100)
-            for solver in solvers:
-                m = measure(_optimizer(host, "ilp", solver), problem, grid_rates, args.k)
+            for solver in [*solvers, *_policies(args)]:
+                opt = _optimizer(host, "ilp", solver) if solver in solvers else _optimizer(host, solver)
+                m = measure(opt, problem, grid_rates, args.k)
                 result["grid"].append({"stages": n_stages, "variants": n_variants, "solver": solver, **m})
                 rows.append(["synthetic", f"{n_stages}x{n_variants}", solver, m])
 
@@ -214,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out} ({result['wall_s']:.0f} s; {args.decisions} decisions per row; "
           f"{args.accuracy_method} accuracy, {args.allocation_mode} allocation, k={args.k})")
     return 0
+
+
+def _policies(args: argparse.Namespace) -> list[str]:
+    return [p for p in args.policies.split(",") if p]
 
 
 def _optimizer(host, name: str, solver: str | None = None):

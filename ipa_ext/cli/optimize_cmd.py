@@ -14,8 +14,9 @@ from ..config.config import load_config, parse_policy
 from ..config.show import shown
 from ..errors import ConfigError
 from ..optimizers import Decision
+from ..problem.ensemble import ACCURACY_MODEL, EnsembleOption
 from ..problem.mix import stage_parts
-from ..problem.problem import Evaluation, Problem
+from ..problem.problem import Evaluation, Option, Problem
 from ..report.summary import accuracy_term_note
 from ..report.tables import table
 from ..units import MS_PER_S
@@ -79,15 +80,22 @@ def used_weights(problem: Problem, decision: Decision) -> dict[str, float]:
 
 def evaluation_dict(problem: Problem, ev: Evaluation) -> dict[str, Any]:
     _, latency, thr = _part_rows(problem, ev)
+    stages = [{"stage": problem.pipeline.stages[i].name, **row} for i, row in enumerate(ev.stage_rows())]
+    for row, o, sc in zip(stages, ev.options, ev.config):
+        if isinstance(o, EnsembleOption):  # each member's own facts; the row's are the ensemble's
+            row.update(accuracy_pct=o.accuracy_pct, accuracy_model=ACCURACY_MODEL, members=[
+                {**m.config().as_dict(), "latency_s": m.latency_s, "capacity_rps": m.capacity_rps,
+                 "cores": m.cores} for m in o.members])
+        parts = stage_parts(sc)
+        if len(parts) > 1:  # a mix: each part and its share of the stage's load
+            row["parts"] = [{**p.as_dict(), "share": share} for p, share in parts]
     d: dict[str, Any] = {
         "objective": ev.objective,
         "terms": dict(ev.terms),
         "weighted_terms": dict(ev.weighted),
         "latency_s": latency,
         "throughput_rps": thr,
-        "stages": [
-            {"stage": problem.pipeline.stages[i].name, **row} for i, row in enumerate(ev.stage_rows())
-        ],
+        "stages": stages,
         "violations": list(ev.violations),
     }
     if "energy" in ev.terms:
@@ -173,7 +181,8 @@ def _print(problem: Problem, decision: Decision, show: int = SHOW) -> None:
     print(f"\nthe first {show} of {n} candidates:")
     rows = []
     for rank, ev in enumerate(decision.candidates[:show], start=1):
-        stages = " | ".join(f"{o.variant} cpu{o.cpu:g} b{o.batch} x{o.replicas}" for o in ev.options)
+        stages = " | ".join(" + ".join(f"{m.variant} cpu{m.cpu:g} b{m.batch} x{m.replicas}" for m in _members(o))
+                            for o in ev.options)
         rows.append([rank, f"{ev.objective:.8g}", ev.latency_s, sum(o.cores for o in ev.options), stages])
     print(table(["rank", "objective", "latency_s", "cores", "configuration"], rows))
     print(f"... and {n - show} more {_pool_note(decision)}; --show N prints more (0: all)")
@@ -191,8 +200,9 @@ def _pool_note(decision: Decision) -> str:
 
 
 def _part_rows(problem: Problem, ev: Evaluation) -> tuple[list[list[Any]], float, float]:
-    """One row per stage, or per part of a stage mix (with its load share); the pipeline's
-    latency (each stage's slowest part) and throughput (each stage's summed capacity)."""
+    """One row per stage, per part of a stage mix (with its load share) or per member of an ensemble;
+    the pipeline's latency (each stage's slowest part or member) and throughput (each stage's summed
+    capacity; an ensemble's is its slowest member's)."""
     rows, latency, thr = [], 0.0, math.inf
     mixed = any(len(stage_parts(sc)) > 1 for sc in ev.config)
     for i, (sc, main) in enumerate(zip(ev.config, ev.options)):
@@ -202,9 +212,10 @@ def _part_rows(problem: Problem, ev: Evaluation) -> tuple[list[list[Any]], float
         latency += max(o.latency_s for o, _ in opts)
         thr = min(thr, sum(o.capacity_rps for o, _ in opts))
         for o, share in opts:
-            row = [problem.pipeline.stages[i].name, o.variant, f"{o.cpu:g}", o.batch, o.replicas,
-                   o.model_latency_s, o.queue_s, o.capacity_rps, o.cores]
-            rows.append(row + [f"{share:.4g}"] if mixed else row)
+            for j, m in enumerate(_members(o)):  # an ensemble's members, each on a row of its own
+                row = [problem.pipeline.stages[i].name if j == 0 else "  + member", m.variant, f"{m.cpu:g}",
+                       m.batch, m.replicas, m.model_latency_s, m.queue_s, m.capacity_rps, m.cores]
+                rows.append(row + [f"{share:.4g}"] if mixed else row)
     return rows, latency, thr
 
 
@@ -213,6 +224,9 @@ def _print_candidate(problem: Problem, decision: Decision, ev: Evaluation) -> No
     rows, latency, thr = _part_rows(problem, ev)
     head = ["stage", "variant", "cpu", "batch", "replicas", "latency_s", "queue_s", "capacity_rps", "cores"]
     print(table(head + (["share"] if len(rows[0]) > len(head) else []), rows))
+    for i, o in enumerate(ev.options):
+        if len(_members(o)) > 1:
+            print(_ensemble_line(problem.pipeline.stages[i].name, o))  # type: ignore[arg-type]
     print(f"latency  {latency:.4g} s  <= SLA {ev.sla_s:.4g} s ({problem.sla_source})")
     print(f"throughput  {thr:.4g} rps  >= rate {decision.rate_rps:g} rps")
     if "energy" in ev.terms:
@@ -240,9 +254,11 @@ def _accuracy_line(problem: Problem, ev: Evaluation) -> str:
     st = problem.settings
     scores = problem.stage_accuracies
     per_stage = []
-    for i, (stage, sc) in enumerate(zip(problem.pipeline.stages, ev.config)):
+    for i, (stage, sc, o) in enumerate(zip(problem.pipeline.stages, ev.config, ev.options)):
         parts = stage_parts(sc)
-        if len(parts) == 1:
+        if len(_members(o)) > 1:  # an ensemble: the modelled majority-vote score
+            per_stage.append(f"{stage.name} {'+'.join(m.variant for m in _members(o))} {o.accuracy:.4g}")
+        elif len(parts) == 1:
             per_stage.append(f"{stage.name} {sc.variant} {scores[i][sc.variant]:.4g}")
         else:  # a mix: the load-weighted score
             mix = " + ".join(f"{share:.3g} x {p.variant} {scores[i][p.variant]:.4g}" for p, share in parts)
@@ -250,3 +266,15 @@ def _accuracy_line(problem: Problem, ev: Evaluation) -> str:
                              f"({mix})")
     note = accuracy_term_note(st.normalize_accuracy, st.accuracy_method, len(per_stage))
     return f"accuracy {ev.terms['accuracy']:.4g} from {', '.join(per_stage)} ({note})"
+
+
+def _members(o: Option) -> tuple[Option, ...]:
+    """An ensemble's members (Cocktail: every one serves every request); a plain option is its own one."""
+    return o.members if isinstance(o, EnsembleOption) else (o,)
+
+
+def _ensemble_line(stage: str, o: EnsembleOption) -> str:
+    """What an ensemble stage is and how its figures add up."""
+    return (f"ensemble {stage}: {' + '.join(m.variant for m in o.members)}, every member serves every "
+            f"request; accuracy {o.accuracy_pct:.4g} % {ACCURACY_MODEL}; latency = the slowest member's "
+            f"{o.latency_s:.4g} s (queue included), cores = the sum {o.cores:g}")
