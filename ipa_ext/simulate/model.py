@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..model import Configuration, StageConfig
+from ..problem.ensemble import ensemble_accuracy_pct, ensemble_score
 from ..problem.mix import stage_members, stage_parts
 from ..problem.problem import Problem
-from .ensemble import ensemble_score, majority_vote_accuracy
 
 Z99 = 2.3263478740408408
 """The standard normal distribution's 0.99 quantile."""
@@ -135,7 +135,6 @@ def _spread(latency_s: float, p50: float | None, spread: bool) -> tuple[float, f
 def _part(problem: Problem, i: int, part: StageConfig, share: float, spread: bool) -> _Part:
     """The figures of one part of stage ``i``: summed over an ensemble's members where each serves every request."""
     stage = problem.pipeline.stages[i]
-    s = problem.settings
     cap = math.inf
     lat = fill = idle = epr = cps = cores = 0.0
     members: list[Member] = []
@@ -157,12 +156,8 @@ def _part(problem: Problem, i: int, part: StageConfig, share: float, spread: boo
         cores += m.cpu * m.replicas
         members.append((prof.latency_s, *_spread(prof.latency_s, prof.latency_p50_s, spread), float(m.batch - 1)))
         names.append(m.variant)
-    pct = {v.name: v.accuracy for v in stage.variants}
-    if len(names) == 1:
-        acc_pct, acc = pct[names[0]], problem.stage_accuracies[i][names[0]]
-    else:
-        acc_pct = 100.0 * majority_vote_accuracy([pct[n] / 100.0 for n in names])
-        acc = ensemble_score(names, pct, problem.stage_accuracies[i], s.normalize_accuracy)
+    # the optimizers' model of an ensemble (majority vote, independent errors), so both agree
+    acc_pct, acc = ensemble_accuracy_pct(stage, names), ensemble_score(problem, i, names)
     min_batch = min(m.batch for m in stage_members(part))
     return _Part(share, cap, lat, fill, tuple(members), min_batch, idle, epr, cps, cores, acc_pct, acc, has_power)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from support.problems import make_pipeline, make_problem
 from ipa_ext.model import Pipeline, Profile, Stage, StageConfig, Variant
 from ipa_ext.problem.mix import StageEnsemble, StageMix
-from ipa_ext.simulate.ensemble import ensemble_score, majority_vote_accuracy
+from ipa_ext.problem.ensemble import ensemble_accuracy_pct, ensemble_score
 from ipa_ext.simulate.model import build_model
 from ipa_ext.simulate.simulator import PipelineSimulator
 
@@ -110,23 +110,18 @@ def test_an_ensemble_drops_what_its_slowest_member_drops():
     assert list(ens.series.cols["dropped"]) == pytest.approx(list(alone.series.cols["dropped"]))
 
 
-def test_majority_vote_of_independent_members():
-    assert majority_vote_accuracy([0.8]) == pytest.approx(0.8)
-    assert majority_vote_accuracy([0.9, 0.8]) == pytest.approx(0.9)  # a tie: the more accurate member
-    # 3 members: at least two right
-    p = [0.9, 0.8, 0.7]
-    expected = 0.9 * 0.8 * 0.7 + 0.9 * 0.8 * 0.3 + 0.9 * 0.2 * 0.7 + 0.1 * 0.8 * 0.7
-    assert majority_vote_accuracy(p) == pytest.approx(expected)
-    assert majority_vote_accuracy([0.6] * 5) > 0.6
-    # on the rank-normalised scale: between the variants' points, clamped at the best one
-    pct, scores = {"u": 70.0, "v": 80.0, "w": 95.0}, {"u": 0.0, "v": 0.5, "w": 1.0}
-    assert ensemble_score(["v"], pct, scores, True) == 0.5
-    vote = 100 * majority_vote_accuracy([0.7, 0.8, 0.95])
-    assert 80 < vote < 95
-    assert ensemble_score(["u", "v", "w"], pct, scores, True) == pytest.approx(0.5 + 0.5 * (vote - 80) / 15)
-    assert ensemble_score(["u", "v", "w"], {**pct, "w": 90.0}, scores, True) == 1.0
-    assert ensemble_score(["u", "v", "w"], pct, {k: v / 100 for k, v in pct.items()}, False) == pytest.approx(
-        vote / 100)
+def test_the_simulator_scores_an_ensemble_with_the_optimizers_model():
+    """The simulator's accuracy of an ensemble is problem.ensemble's (the model cocktail decides with)."""
+    for normalized in (True, False):
+        prob = make_problem(ONE, sla_s=0.9, allocation_mode="variable", threshold=0, normalize_accuracy=normalized)
+        ens = StageEnsemble.of([W, V, U])
+        m = build_model(prob, (ens,))
+        names = ["w", "v", "u"]
+        assert m.accuracy_pct == pytest.approx(ensemble_accuracy_pct(ONE.stages[0], names))
+        assert m.accuracy == pytest.approx(ensemble_score(prob, 0, names))
+        # three members at 90, 80 and 70 %: at least two right, independently
+        assert m.accuracy_pct == pytest.approx(100 * (0.9 * 0.8 * 0.7 + 0.9 * 0.8 * 0.3 + 0.9 * 0.2 * 0.7
+                                                      + 0.1 * 0.8 * 0.7))
 
 
 def spread_problem() -> tuple:
