@@ -40,6 +40,8 @@ from ipa_ext import hookimpl
 from ipa_ext.backends import Backend, IntervalOutcome, RunContext
 from ipa_ext.errors import ConfigError, IpaExtError
 from ipa_ext.model import Configuration, StageConfig
+from ipa_ext.problem.ensemble import ensemble_accuracy_pct, ensemble_score
+from ipa_ext.problem.mix import stage_members
 from ipa_ext.config.numeric import option
 from ipa_ext.serving.loadgen import SPREADS, scaled_counts
 from ipa_ext.serving.driver import PIN_MODES, DriverPlacement, pin_process, place_driver, restore_process
@@ -385,10 +387,8 @@ def _check_cores(name: str, sc: StageConfig, usable: list[int], context: RunCont
 
 def _stage_weights(stage: Any, sc: StageConfig, served: Mapping[str, int] | None) -> dict[str, float]:
     """Which variants a stage's accuracy is weighted over: the requests each served this interval (a mix),
-    else the shares; an ensemble's is its first member's (no ensemble accuracy model here yet)."""
+    else the shares (an ensemble is scored by :func:`_accuracy` with the majority-vote model)."""
     kind, parts = layout(sc)
-    if kind == ENSEMBLE:
-        return {sc.variant: 1.0}
     counts = {v: float(n) for v, n in (served or {}).items() if n > 0 and v in stage.variant_names}
     if counts:
         return counts
@@ -401,10 +401,16 @@ def _stage_weights(stage: Any, sc: StageConfig, served: Mapping[str, int] | None
 def _accuracy(problem: Any, config: Configuration,
               served: Mapping[str, Mapping[str, int]] | None = None) -> tuple[float, float]:
     """The configuration's accuracy: the stages' mean in percent, and the objective's term (as the simulation);
-    a mixed stage's is weighted by the requests each variant served (``served``), else by the shares."""
+    a mixed stage's is weighted by the requests each variant served (``served``), else by the shares; an
+    ensemble's is modelled (a majority vote of independent members, ``ipa_ext.problem.ensemble``)."""
     stages = problem.pipeline.stages
     pcts, terms = [], []
     for i, (st, sc) in enumerate(zip(stages, config)):
+        if layout(sc)[0] == ENSEMBLE:  # the model cocktail decides with (majority vote, independent errors)
+            names = [m.variant for m in stage_members(sc)]
+            pcts.append(ensemble_accuracy_pct(st, names))
+            terms.append(ensemble_score(problem, i, names))
+            continue
         w = _stage_weights(st, sc, (served or {}).get(st.name))
         total = sum(w.values())
         pcts.append(sum(n * st.variant(v).accuracy for v, n in w.items()) / total)

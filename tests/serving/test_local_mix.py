@@ -192,6 +192,8 @@ def test_adapt_moves_a_stage_to_a_mix_an_ensemble_and_back_without_failures(tmp_
     assert "ensemble_votes" in lines[2]["backend"] and "ensemble_votes" not in lines[1]["backend"]
     mixed = (by[1]["r18"] * ACCURACY["r18"] + by[1]["r34"] * ACCURACY["r34"]) / sum(by[1].values())
     assert lines[1]["accuracy"]["pct"] == pytest.approx(mixed)  # served-request weighted
+    a, b, c = (ACCURACY[v] / 100 for v in ("r18s", "r34", "r18"))  # the ensemble: two of three right
+    assert lines[2]["accuracy"]["pct"] == pytest.approx(100 * (a * b + a * c + b * c - 2 * a * b * c))
     totals = summary["backend_report"]["served_by_variant"]["cls"]
     assert totals == {v: sum(b.get(v, 0) for b in by) for v in totals}
 
