@@ -3,7 +3,7 @@
 
     python benchmarks/sim_vs_local.py [--config examples/video-measured/config.yaml] [--policies ilp]
         [--rate 8 --seconds 90 | --workload bursty --rate-scale 0.05 --seconds 120]
-        [--driver-core auto|off] [--cores N] [--stages crop,classification]
+        [--driver-core auto|off] [--cores N] [--stages crop,classification] [--profiles ROWS.csv]
 
 The workload's per-second counts (scaled) are written to one trace file that both runs replay, so they see
 the same requests per second. For each policy it prints predicted (simulation) against measured (local):
@@ -121,6 +121,35 @@ def keep_stages(config: Path, names: list[str], tmp: Path) -> Path:
     return out
 
 
+def replace_rows(config: Path, rows_csv: Path, tmp: Path) -> tuple[Path, int]:
+    """A copy of ``config`` whose profile rows with the (stage, variant, cpu, batch) of a row in ``rows_csv``
+    (e.g. rows just re-measured by ``ipa-ext profile --out``) are those rows; returns it and how many."""
+    data = yaml.safe_load(config.read_text())
+    prof_path = (config.parent / str(data["profiles"])).resolve()
+
+    def table_of(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+        lines = path.read_text().splitlines()
+        return ([line for line in lines if line.startswith("#")],
+                list(csv.DictReader(line for line in lines if not line.startswith("#"))))
+
+    def key(r: dict[str, str]) -> tuple[str, str, float, int]:
+        return r["stage"], r["variant"], float(r["cpu"]), int(r["batch"])
+
+    comments, rows = table_of(prof_path)
+    new = {key(r): r for r in table_of(rows_csv)[1]}
+    out = [dict(r, **{k: v for k, v in new[key(r)].items() if k in r}) if key(r) in new else r for r in rows]
+    with open(tmp / "profiles-replaced.csv", "w", newline="") as f:
+        f.write("".join(c + "\n" for c in comments))
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(out)
+    data["profiles"] = str(tmp / "profiles-replaced.csv")
+    data["pipeline"] = str((config.parent / data["pipeline"]).resolve())
+    path = tmp / "config-profiles.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path, sum(key(r) in new for r in rows)
+
+
 def counts(args: argparse.Namespace) -> list[int]:
     if args.workload is None:
         return [int(args.rate)] * args.seconds
@@ -181,13 +210,19 @@ def main() -> int:
                     help="the cores the pipeline and the driver share (default: those this process may use)")
     ap.add_argument("--stages", help="comma-separated stages to keep (e.g. classification: one stage leaves a core "
                                       "for the driver on 2 cores)")
+    ap.add_argument("--profiles", type=Path, help="a profile CSV whose rows replace the config's rows of the same "
+                                                  "stage, variant, cpu and batch (e.g. re-measured ones)")
     args = ap.parse_args()
     series = counts(args)
     rows, cells = [], []
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "workload.txt"
         trace.write_text(" ".join(map(str, series)) + "\n")
-        base = keep_stages(args.config, args.stages.split(","), Path(tmp)) if args.stages else args.config
+        base = args.config
+        if args.profiles:
+            base, n = replace_rows(base, args.profiles, Path(tmp))
+            print(f"profiles: {n} rows of {args.config} replaced by those of {args.profiles}")
+        base = keep_stages(base, args.stages.split(","), Path(tmp)) if args.stages else base
         config, driver = ((base, "off: the pipeline may take every core") if args.driver_core == "off"
                           else leave_driver_core(base, args.cores, Path(tmp)))
         print(f"driver core: {driver}")
@@ -208,7 +243,8 @@ def main() -> int:
           f"SLO violations within {SLO_TARGET_PP:g} percentage points")
     for c in cells:
         print(verdict(c))
-    path = write_json("sim_vs_local", {"config": str(args.config), "stages": args.stages, "workload": args.workload or "steady",
+    path = write_json("sim_vs_local", {"config": str(args.config), "profiles": str(args.profiles or ""),
+                                       "stages": args.stages, "workload": args.workload or "steady",
                                        "rate": args.rate, "rate_scale": args.rate_scale, "seconds": len(series),
                                        "requests": sum(series), "cores": args.cores, "driver_core": driver,
                                        "cells": cells}, args.out)

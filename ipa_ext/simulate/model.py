@@ -17,12 +17,16 @@ from ..model import Configuration, StageConfig
 from ..problem.ensemble import ensemble_accuracy_pct, ensemble_score
 from ..problem.mix import stage_members, stage_parts
 from ..problem.problem import Problem
+from .waits import Wait, member_wait, waiting_time
 
 Z99 = 2.3263478740408408
 """The standard normal distribution's 0.99 quantile."""
 
 Member = tuple[float, float, float, float]
 """A stage member's service terms on a route: (latency_s, median_s, sigma, batch wait)."""
+Servers = tuple[int, float, int, float, float]
+"""A stage member's replicas as a queue: (replicas, capacity_rps, batch, squared coefficient of
+variation of the batch service time, the member's arrivals per route arrival)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ class Route:
     cpu_s_per_request: tuple[float, ...]
     accuracy_pct: float
     accuracy: float
+    servers: tuple[tuple[Servers, ...], ...] = ()
+    """Per stage and member (as ``stages``), its replicas as a queue, for :meth:`waits`."""
+
+    def waits(self, rate_rps: float, arrivals: str) -> tuple[tuple[Wait, ...], ...]:
+        """Per stage and member, the wait (:func:`~.waits.member_wait`) at the member's replicas of
+        ``rate_rps`` requests this second on this route, arriving by the process ``arrivals``."""
+        # per member: its arrivals this second, from all routes through it, are rate x per
+        return tuple(tuple(member_wait(c, rate_rps * per, cap, b, cs2, arrivals) for c, cap, b, cs2, per in members)
+                     for members in self.servers)
 
     def service_s(self, rate_rps: float, max_wait_s: float) -> float:
         """Seconds after the queue at the profiles' latency: per stage the slowest member's batch plus fill."""
@@ -57,14 +70,24 @@ class Route:
             total += worst
         return total
 
-    def drawn_s(self, rate_rps: float, max_wait_s: float, normal) -> float:
-        """As :meth:`service_s` with each member's batch latency drawn: ``median * exp(sigma * z)``."""
+    def drawn_s(self, rate_rps: float, max_wait_s: float, normal,
+                waits: Sequence[Sequence[Wait]] | None = None, uniform=None) -> float:
+        """As :meth:`service_s` with each member's batch latency drawn: ``median * exp(sigma * z)``,
+        plus, with ``waits`` (from :meth:`waits`), a wait at the member's replicas drawn with ``uniform``
+        (:func:`~.waits.draw_wait`, inlined: this is the spread's inner loop)."""
         total = 0.0
-        for members in self.stages:
+        for i, members in enumerate(self.stages):
             worst = 0.0
-            for _, med, sigma, bw in members:
+            row = waits[i] if waits is not None else None
+            for j, (_, med, sigma, bw) in enumerate(members):
                 fill = bw / rate_rps if rate_rps > 0.0 else 0.0
                 s = med * math.exp(sigma * normal()) + (fill if fill < max_wait_s else max_wait_s) * 0.5
+                if row is not None:
+                    pw, mean, erlang2 = row[j]
+                    if pw > 0.0:
+                        u = uniform()
+                        if u < pw:
+                            s += waiting_time(u / pw, mean, erlang2, uniform)
                 if s > worst:
                     worst = s
             total += worst
@@ -123,6 +146,7 @@ class _Part:
     acc_pct: float
     acc: float
     has_power: bool
+    servers: tuple[Servers, ...] = ()
 
 
 def _spread(latency_s: float, p50: float | None, spread: bool) -> tuple[float, float]:
@@ -138,6 +162,7 @@ def _part(problem: Problem, i: int, part: StageConfig, share: float, spread: boo
     cap = math.inf
     lat = fill = idle = epr = cps = cores = 0.0
     members: list[Member] = []
+    servers: list[Servers] = []
     names: list[str] = []
     has_power = True
     for m in stage_members(part):
@@ -154,12 +179,21 @@ def _part(problem: Problem, i: int, part: StageConfig, share: float, spread: boo
         epr += dyn
         cps += m.cpu / prof.throughput_rps
         cores += m.cpu * m.replicas
-        members.append((prof.latency_s, *_spread(prof.latency_s, prof.latency_p50_s, spread), float(m.batch - 1)))
+        med, sigma = _spread(prof.latency_s, prof.latency_p50_s, spread)
+        members.append((prof.latency_s, med, sigma, float(m.batch - 1)))
+        servers.append(_servers(m.replicas, m.replicas * prof.throughput_rps, m.batch, sigma))
         names.append(m.variant)
     # the optimizers' model of an ensemble (majority vote, independent errors), so both agree
     acc_pct, acc = ensemble_accuracy_pct(stage, names), ensemble_score(problem, i, names)
     min_batch = min(m.batch for m in stage_members(part))
-    return _Part(share, cap, lat, fill, tuple(members), min_batch, idle, epr, cps, cores, acc_pct, acc, has_power)
+    return _Part(share, cap, lat, fill, tuple(members), min_batch, idle, epr, cps, cores, acc_pct, acc, has_power,
+                 tuple(servers))
+
+
+def _servers(replicas: int, capacity_rps: float, batch: int, sigma: float) -> Servers:
+    """A member's replicas as a queue (:func:`~.waits.member_wait`); the batch times vary as the
+    lognormal does: squared coefficient of variation ``e^(sigma^2) - 1`` (0 without a spread)."""
+    return (int(replicas), capacity_rps, int(batch), math.expm1(sigma * sigma), 1.0)
 
 
 def _combine(method: str, accs: Sequence[float]) -> float:
@@ -188,6 +222,8 @@ def _routes(problem: Problem, stages: list[list[_Part]]) -> tuple[Route, ...]:
             energy_j_per_request=tuple(p.epr for p in combo), cpu_s_per_request=tuple(p.cps for p in combo),
             accuracy_pct=sum(p.acc_pct for p in combo) / len(combo),
             accuracy=_combine(method, [p.acc for p in combo]),
+            servers=tuple(tuple((c, cap, b, cs2, p.share / w) for c, cap, b, cs2, _ in p.servers)
+                          for p in combo),
         ))
     return tuple(out)
 

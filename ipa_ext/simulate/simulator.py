@@ -13,13 +13,14 @@ from typing import Iterable, Sequence
 from ..model import Configuration
 from ..problem.problem import Problem
 from .histogram import MAX_HISTOGRAM_S, LatencyHistogram
-from .draws import NormalDraws
+from .draws import NormalDraws, UniformDraws
 from .model import ActiveModel, Route, build_model, stage_parts
 from .queue import EPS, FluidQueue, reroute, serve_spread, service_latency_s
 from .series import SECOND_COLUMNS, SecondSeries, Totals
+from .waits import ARRIVALS
 
 __all__ = [
-    "EPS", "MAX_HISTOGRAM_S", "SECOND_COLUMNS", "SERVICE_TIMES", "ActiveModel", "LatencyHistogram",
+    "ARRIVALS", "EPS", "MAX_HISTOGRAM_S", "SECOND_COLUMNS", "SERVICE_TIMES", "ActiveModel", "LatencyHistogram",
     "PipelineSimulator", "SecondSeries", "Totals", "build_model", "stage_parts",
 ]
 
@@ -45,6 +46,7 @@ class PipelineSimulator:
         histogram_width_s: float | None = None,
         service_times: str = "spread",
         seed: int = 0,
+        arrivals: str = "poisson",
     ) -> None:
         self.problem = problem
         self.stage_names = problem.pipeline.stage_names
@@ -61,7 +63,11 @@ class PipelineSimulator:
         if service_times not in SERVICE_TIMES:
             raise ValueError(f"service_times must be one of {', '.join(SERVICE_TIMES)}, got {service_times!r}")
         self.spread = service_times == "spread"
+        if arrivals not in ARRIVALS:
+            raise ValueError(f"arrivals must be one of {', '.join(ARRIVALS)}, got {arrivals!r}")
+        self.arrivals = arrivals
         self.normal = NormalDraws(seed)
+        self.uniform = UniformDraws((seed, 1))  # the waits' own stream: the service-time draws stay as they were
         self.configs: list[Configuration] = []
         self.models: list[ActiveModel] = []
         self._models: dict[Configuration, ActiveModel] = {}
@@ -285,11 +291,13 @@ class PipelineSimulator:
         return served, dropped, late, lat_sum, lat_max
 
     def _offsets(self, r: Route, rate: float, S: float, n: float) -> tuple[float, ...]:
-        """Drawn service times minus ``S``: one per batch of the ``n`` requests served (at most MAX_DRAWS)."""
+        """Drawn service times minus ``S``: one per batch of the ``n`` requests served (at most MAX_DRAWS),
+        each with its drawn wait at the stages' replicas for ``n`` requests this second (docs/adaptation.md)."""
         k = int(math.ceil(n / r.min_batch - 1e-9)) if n > 0.0 else 1
         k = 1 if k < 1 else (MAX_DRAWS if k > MAX_DRAWS else k)
-        T, normal = self.max_batch_wait_s, self.normal
-        return tuple(r.drawn_s(rate, T, normal) - S for _ in range(k))
+        T, normal, uniform = self.max_batch_wait_s, self.normal, self.uniform
+        waits = r.waits(n, self.arrivals) if n > 0.0 else None
+        return tuple(r.drawn_s(rate, T, normal, waits, uniform) - S for _ in range(k))
 
     def _serve_now(
         self, queue: FluidQueue, a: float, S: float, offsets: Sequence[float] | None

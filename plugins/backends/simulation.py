@@ -17,6 +17,9 @@ service_times              spread    ``spread``: each batch's service time drawn
                                      (measured profiles); ``profiled``: the p99 for every
                                      batch, as IPA's simulator does
 seed                       0         seed of those draws (runs with one seed repeat exactly)
+arrivals                   poisson   how requests arrive within a second, for the waits at
+                                     the replicas in ``spread`` mode: ``poisson`` or
+                                     ``uniform`` (the local load generator's spreads)
 =========================  ========  ====================================================
 
 Energy comes from the profiles' power model and is labelled ``estimated``.
@@ -32,7 +35,7 @@ from ipa_ext.backends import Backend, IntervalOutcome, RunContext
 from ipa_ext.config.numeric import option
 from ipa_ext.errors import ConfigError
 from ipa_ext.model import Configuration
-from ipa_ext.simulate.simulator import SERVICE_TIMES, PipelineSimulator
+from ipa_ext.simulate.simulator import ARRIVALS, SERVICE_TIMES, PipelineSimulator
 
 DEFAULT_RECONFIGURATION_DELAY_S = 5.0
 
@@ -57,6 +60,7 @@ class SimulationBackend(Backend):
         drop_limit: float | None = None,
         service_times: str = "spread",
         seed: int = 0,
+        arrivals: str = "poisson",
     ) -> None:
         if drop_limit_s is not None and drop_limit is not None:
             raise ValueError("give drop_limit_s or IPA's drop_limit, not both")
@@ -71,6 +75,9 @@ class SimulationBackend(Backend):
             raise ValueError(f"service_times must be one of {', '.join(SERVICE_TIMES)}, got {service_times!r}")
         self.service_times = service_times
         self.seed = option("seed", seed, integer=True, minimum=0)
+        if arrivals not in ARRIVALS:
+            raise ValueError(f"arrivals must be one of {', '.join(ARRIVALS)}, got {arrivals!r}")
+        self.arrivals = arrivals
         self.sim: PipelineSimulator | None = None
         self.rates: Sequence[int] = ()
 
@@ -90,6 +97,7 @@ class SimulationBackend(Backend):
             record_seconds=self.record_seconds,
             service_times=self.service_times,
             seed=self.seed,
+            arrivals=self.arrivals,
         )
 
     def _sim(self) -> PipelineSimulator:
