@@ -20,7 +20,7 @@ from ..errors import ProfileError
 from ..model import Pipeline, Profile, Stage, Variant
 from .numeric import MODEL_LIMIT, number
 from .show import listed, shown
-from .yamlsafe import read_file
+from .yamlsafe import read_file, read_text
 
 REQUIRED_COLUMNS = ("stage", "variant", "cpu", "batch", "latency_s", "throughput_rps")
 OPTIONAL_COLUMNS = ("power_w", "idle_w", "energy_j_per_request")
@@ -136,12 +136,7 @@ def read_profile_rows(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _read_csv_rows(p: Path) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError("file not found", path=p) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read: {exc}", path=p) from None
+    raw = read_text(p, ProfileError)
     # Keep physical line numbers while skipping '#' comment lines.
     numbered = [
         (n, line)

@@ -182,6 +182,14 @@ def read_file(
     return load_text(text, path=p, error=error, unique_keys=unique_keys)
 
 
+def check_name(path: Path, error: type[InputError], what: str = "file") -> None:
+    """A file name with a NUL character (which the OS refuses, as Python's ValueError) is one ``error``,
+    the name shown escaped."""
+    if "\0" in str(path):
+        raise error(f"{what} name holds a NUL character, which no file name can",
+                    path=Path(str(path).replace("\0", "\\0")))
+
+
 def read_text(
     path: str | Path,
     error: type[InputError],
@@ -196,6 +204,7 @@ def read_text(
     for the size, when given) naming the file and ``what`` it is.
     """
     p = Path(path)
+    check_name(p, error, what)
     try:
         with p.open("rb") as f:
             raw = f.read(limit + 1)

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..config.show import listed, shown
+from ..config.yamlsafe import check_name
 from ..errors import InputError
 
 
@@ -48,6 +49,7 @@ class Workload:
 
 
 def _read_trace_text(p: Path) -> str:
+    check_name(p, InputError, "trace file")
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

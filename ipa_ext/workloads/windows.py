@@ -57,7 +57,7 @@ _TRACE_CACHE: dict[tuple[str, float], np.ndarray] = {}
 def _cached_trace(p: Path) -> np.ndarray:
     try:
         key = (str(p.resolve()), p.stat().st_mtime)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the name
         return load_trace(p)  # raises the one-line error
     if key not in _TRACE_CACHE:
         _TRACE_CACHE.clear()

@@ -357,3 +357,23 @@ def test_long_stage_names_are_listed_briefly(tmp_path, capsys):
     code, _, err = cli(capsys, "validate", c)
     assert code == 2
     assert len(one_error_line(err, "unknown stage 'crop' (pipeline stages: xxxx", "...")) < 500
+
+
+INITIAL = ("initial: {crop: {variant: yolov5n, cpu: 1, batch: 1, replicas: 1}, "
+           "classification: {variant: resnet18, cpu: 1, batch: 1, replicas: 1}}\n")
+
+
+@pytest.mark.parametrize("text, shown_name, what", [
+    (f'pipeline: "a\\0b.yaml"\nprofiles: {VIDEO / "profiles.csv"}\n', "a\\0b.yaml", "file"),
+    (f'pipeline: {VIDEO / "pipeline.yaml"}\nprofiles: "a\\0b.csv"\n', "a\\0b.csv", "file"),
+    (BASE + 'carbon: {trace: "a\\0b.csv"}\n', "a\\0b.csv", "carbon trace"),
+    (BASE + INITIAL + 'workload: {type: twitter, trace: "a\\0b.txt"}\n', "a\\0b.txt", "trace file"),
+])
+def test_a_nul_in_a_file_name_is_one_line_naming_it_escaped(tmp_path, capsys, text, shown_name, what):
+    """Found by fuzzing: the OS refuses such a name with a ValueError, which escaped as an internal error (70)."""
+    c = tmp_path / "c.yaml"
+    c.write_text("optimizer: ilp\n" + text)
+    code, _, err = cli(capsys, "simulate", c, "--quiet", "--out", tmp_path / "o")
+    assert code == 2, err
+    one_error_line(err, f"{tmp_path / shown_name}: {what} name holds a NUL character, which no file name can")
+    assert "\0" not in err
