@@ -48,6 +48,20 @@ def video_problem(video_config, host):
     return video_config.build_problem(host)
 
 
+# --------------------------------------------------------------------------- the order of the run
+
+
+@pytest.hookimpl(trylast=True)  # after tests/fuzz/conftest.py has marked its tests
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, then fuzzing, then the rest (each group in collection order): parallel workers
+    start on the long waits and the many short tests fill in around them, instead of one worker
+    starting a long module when the others are nearly done."""
+    def group(item):
+        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("fuzz") else 2
+
+    items[:] = sorted(items, key=group)  # sorted() is stable
+
+
 # --------------------------------------------------------------------------- the fuzz tally
 # tests/fuzz counts its outcomes per input class in fuzz.fuzzkit.TALLY. A parallel run (-n) has
 # one tally per worker: each worker hands its own to the controller, which sums and prints them.

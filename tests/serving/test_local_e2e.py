@@ -4,11 +4,15 @@ served with a measured latency, and no server process is left behind."""
 
 from __future__ import annotations
 
+import pytest
+
 import csv
 import json
 import os
 
 from support.serve_extra import require_serve
+
+pytestmark = pytest.mark.slow  # real model servers, real requests in real time
 
 require_serve()
 

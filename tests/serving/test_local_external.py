@@ -14,6 +14,8 @@ import pytest
 
 from support.serve_extra import require_serve
 
+pytestmark = pytest.mark.slow  # real model servers, real requests in real time
+
 require_serve()
 
 from ipa_ext.cli import main  # noqa: E402

@@ -3,10 +3,14 @@ local backend: a real Prometheus scrapes the router, and the loop reads its rate
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import json
 
 from support.serve_extra import require_serve
+
+pytestmark = pytest.mark.slow  # real model servers, real requests in real time
 
 require_serve()
 
