@@ -60,7 +60,6 @@ class CloverPolicy(Optimizer):
         self.carbon_intensity_g_per_kwh = (
             None if carbon_intensity_g_per_kwh is None
             else float(option("carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, minimum=0)))
-        self.max_cores = self.spec.max_cores
 
     def _intensity(self, problem: Problem) -> float:
         ci = self.carbon_intensity_g_per_kwh
@@ -97,19 +96,19 @@ class CloverPolicy(Optimizer):
         spec = self.spec
         top, info1 = solve_mix(self._weighted(problem, {"alpha": 1.0}, ci), rate_rps, spec, 1, current)
         if not top:
-            return [], {"intensity_g_per_kwh": ci, "max_cores": self.max_cores, **info1}
+            return [], {"intensity_g_per_kwh": ci, "max_cores": self.spec.max_cores, **info1}
         best = top[0].terms["accuracy"]
         floor = self.floor(best, ci)
         spec = dataclasses.replace(spec, accuracy_floor=floor)
         # carbon first; 1e-9 per core breaks ties among mixes of equal carbon
         found, info2 = solve_mix(self._weighted(problem, {"epsilon": 1.0, "beta": 1e-9}, ci), rate_rps, spec, k, current)
         info = {"intensity_g_per_kwh": ci, "best_accuracy": best, "accuracy_floor": floor,
-                "max_cores": self.max_cores, "solves": info1.get("solves", 0) + info2.get("solves", 0),
+                "max_cores": self.spec.max_cores, "solves": info1.get("solves", 0) + info2.get("solves", 0),
                 "method": info2.get("method")}
         if not found:
             info["reason"] = (f"no mix reaches accuracy floor {floor:.4g} within the SLA"
                               + (", power cap" if problem.settings.power_cap_w is not None else "")
-                              + f" and max_cores {self.max_cores:g}")
+                              + f" and max_cores {self.spec.max_cores:g}")
             return [], info
         rescored = [self._rescore(problem, ev, ci) for ev in found]
         if rescored:

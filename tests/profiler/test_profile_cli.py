@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import cli, one_error_line
+from support.local_project import PIPELINE  # the same tiny two-stage pipeline the local backend's tests run
 from support.serve_extra import require_serve
 
 require_serve()
@@ -30,19 +31,6 @@ from ipa_ext.profiler.writer import COLUMNS  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real onnxruntime workers timing tiny models
 
-PIPELINE = """\
-name: tiny
-stages:
-  - name: det
-    input_size: 64
-    variants:
-      - {name: y5n, accuracy: 40, zoo: yolov5n, width: 0.25}
-  - name: cls
-    input_size: 32
-    variants:
-      - {name: r18, accuracy: 70, zoo: resnet18, width: 0.25}
-      - {name: r34, accuracy: 73, zoo: resnet34, width: 0.125}
-"""
 CONFIG = """\
 pipeline: pipeline.yaml
 profiles: profiles.csv
