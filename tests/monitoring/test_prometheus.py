@@ -2,9 +2,13 @@
 
 The server is Debian's ``prometheus`` binary on 127.0.0.1 scraping a small exporter every
 half second; the exporter's request counter grows at exactly 20 and 10 requests per second,
-and each sample carries the time its value was computed, so a late scrape cannot skew a rate.
-Reads look at the last 2 s only: near a series' start Prometheus's rate() extrapolates
-partially (by design), so the first points of a new series are not the slope.
+and each sample carries the time its value was computed.
+
+What ``rate()`` returns still depends on when the scrapes ran (it extrapolates to its window's
+edges only as far as the samples' spacing allows, so a scrape that a busy machine delayed makes
+it read low). The reader's rates are therefore compared with Prometheus's own answer to the same
+query over the same times, read without ipa-ext's client, for a window that ended 2 s ago so
+that no scrape of it is still on its way; and they may never exceed the true rate.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from ipa_ext.monitoring.prometheus import (DEFAULT_RATE_QUERY, PrometheusAPI, Pr
 pytestmark = pytest.mark.slow  # a real Prometheus that must collect samples first
 
 ROUTER = {"container": "router", "namespace": "default"}
+SETTLED_S = 2.0
+"""Reads end this long ago: every scrape of the window has landed (scrapes run every 0.5 s)."""
 
 
 @pytest.fixture(scope="module")
@@ -38,31 +44,53 @@ def prom(tmp_path_factory):
                               (second.target, {**ROUTER, "pod": "router-1"})]}
         with PrometheusServer(tmp_path_factory.mktemp("prom"), targets, scrape_interval_s=0.5) as server:
             # Wait until rate() over 2 s has points for both targets, then until the series
-            # are older than a read window plus the rate range.
+            # are older than a read window plus the rate range plus the settling lag.
             server.wait_for('count(rate(input_requests_count[2s]))', lambda r: r and r[0]["value"][1] == "2")
-            time.sleep(3.5)
+            time.sleep(3.5 + SETTLED_S)
             yield server
 
 
+def settled_read(prom, query: str, seconds: float = 2):
+    """The reader's window ending ``SETTLED_S`` ago, and Prometheus's own ``{time: value}`` for
+    the same range (summed over its series)."""
+    end = time.time() - SETTLED_S
+    window = RateReader(PrometheusAPI(prom.url), query, clock=lambda: end).read(seconds)
+    theirs: dict[float, float] = {}
+    for series in prom.query_range(query, end - seconds, end, 1.0):
+        for t, v in series["values"]:
+            theirs[float(t)] = theirs.get(float(t), 0.0) + float(v)
+    return window, theirs
+
+
+def assert_matches_prometheus(window, theirs, true_rps: float):
+    assert dict(zip(window.timestamps_s, window.rates_rps)) == pytest.approx(theirs, rel=1e-12)
+    assert all(0 < r <= true_rps * (1 + 1e-9) for r in window.rates_rps)  # rate() never over-reads
+
+
 def test_reads_the_routers_rate_through_promql(prom):
-    reader = RateReader(PrometheusAPI(prom.url), 'sum(rate(input_requests_count{pod="router-0"}[2s]))')
-    window = reader.read(2)
+    window, theirs = settled_read(prom, 'sum(rate(input_requests_count{pod="router-0"}[2s]))')
     assert window.series == 1 and not window.problems
     assert 2 <= len(window.rates_rps) <= 3
-    assert all(r == pytest.approx(20.0, rel=0.1) for r in window.rates_rps)
+    assert_matches_prometheus(window, theirs, 20.0)
     assert list(window.timestamps_s) == sorted(window.timestamps_s)
     assert all(b - a == pytest.approx(1.0) for a, b in zip(window.timestamps_s, window.timestamps_s[1:]))
 
 
 def test_the_default_query_sums_ipas_router_counter(prom):
-    window = RateReader(PrometheusAPI(prom.url), DEFAULT_RATE_QUERY).read(2)
-    assert window.rates_rps and all(r == pytest.approx(30.0, rel=0.1) for r in window.rates_rps)
+    window, theirs = settled_read(prom, DEFAULT_RATE_QUERY)
+    assert window.rates_rps and window.series == 1
+    assert_matches_prometheus(window, theirs, 30.0)
+
+
+def test_irate_reads_the_exact_slope_however_the_scrapes_ran(prom):
+    window = RateReader(PrometheusAPI(prom.url), 'sum(irate(input_requests_count{pod="router-0"}[3s]))').read(2)
+    assert window.rates_rps and all(r == pytest.approx(20.0, rel=1e-9) for r in window.rates_rps)
 
 
 def test_several_series_are_summed_and_said_so(prom):
-    window = RateReader(PrometheusAPI(prom.url), "rate(input_requests_count[2s])").read(2)
+    window, theirs = settled_read(prom, "rate(input_requests_count[2s])")
     assert window.series == 2
-    assert all(r == pytest.approx(30.0, rel=0.1) for r in window.rates_rps)
+    assert_matches_prometheus(window, theirs, 30.0)
     assert "returned 2 series; summed them" in window.problems[0]
 
 

@@ -126,6 +126,13 @@ class PrometheusServer:
         with urllib.request.urlopen(url, timeout=5) as r:
             return json.loads(r.read())["data"]["result"]
 
+    def query_range(self, expr: str, start_s: float, end_s: float, step_s: float) -> list[dict[str, Any]]:
+        """Prometheus's own answer to a range query, read without ipa-ext's client."""
+        params = {"query": expr, "start": repr(start_s), "end": repr(end_s), "step": repr(step_s)}
+        with urllib.request.urlopen(self.url + "/api/v1/query_range?" + urllib.parse.urlencode(params),
+                                    timeout=5) as r:
+            return json.loads(r.read())["data"]["result"]
+
     def wait_for(self, expr: str, ok: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 30) -> list:
         deadline = time.monotonic() + timeout_s
         result: list = []
@@ -148,36 +155,48 @@ class Counter:
     labels: Mapping[str, str]
     per_s: float
     kind: str = "counter"  # counter | histogram_count
-    restarted_at: float | None = None
-    """Set by :meth:`restart`: the counter counts from zero again from then on."""
+    restarted_at: int | None = None
+    """Unix milliseconds, set by :meth:`restart`: the counter counts from zero again from then on."""
 
-    def value(self, start: float, now: float) -> float:
-        return self.per_s * (now - (self.restarted_at or start))
+    def value(self, start_ms: int, now_ms: int) -> float:
+        """The count at ``now_ms`` (unix milliseconds, whole: exact differences)."""
+        since = self.restarted_at if self.restarted_at is not None else start_ms
+        return self.per_s * (now_ms - since) / 1000
 
     def restart(self) -> None:
         """Reset to zero now, as a restarted exporter would."""
-        self.restarted_at = time.time()
+        self.restarted_at = _now_ms()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @dataclass(eq=False)
 class Exporter:
-    """Serves counters whose values are ``per_s * (now - start)`` at scrape time, so their
-    PromQL rate is ``per_s`` exactly. A histogram's ``_count`` (what MLServer's custom metrics,
-    and so IPA's router, expose as ``input_requests_count``) is served the same way."""
+    """Serves counters whose values are ``per_s * (now - start)`` at scrape time: each grows
+    at exactly ``per_s`` (``timestamps`` says what a query reads back). A histogram's
+    ``_count`` (what MLServer's custom metrics, and so IPA's router, expose as
+    ``input_requests_count``) is served the same way."""
 
     counters: list[Counter] = field(default_factory=list)
     gauges: list[tuple[str, Mapping[str, str], float]] = field(default_factory=list)
     start: float = field(default_factory=time.time)
     timestamps: bool = False
     """Stamp every sample with the time its value was computed (to the millisecond), so
-    Prometheus stores that time and rates are exact however late the scrape ran."""
+    Prometheus stores that time and the slope between any two samples is exactly ``per_s``
+    however late a scrape ran. (``rate()`` can still read low: it extrapolates to its window's
+    edges only as far as the samples' spacing allows, so delayed scrapes shorten what it
+    covers. ``irate()`` is the slope of the last two samples, so it is exact.)"""
     port: int = 0
     _server: Any = None
     _thread: Any = None
 
     def collect(self) -> Iterable[Any]:
-        now = round(time.time(), 3)
-        ts = now if self.timestamps else None
+        now_ms = _now_ms()
+        # prometheus_client writes int(ts * 1000): the 0.4 ms keeps float rounding off the millisecond below
+        ts = now_ms / 1000 + 0.0004 if self.timestamps else None
+        start_ms = int(self.start * 1000)
         by_name: dict[tuple[str, str, tuple[str, ...]], Any] = {}
         for c in self.counters:
             keys = tuple(sorted(c.labels))
@@ -189,7 +208,7 @@ class Exporter:
                     base = c.name.removesuffix("_total")
                     by_name[fam_key] = CounterMetricFamily(base, "test counter", labels=list(keys))
             fam = by_name[fam_key]
-            v = c.value(self.start, now)
+            v = c.value(start_ms, now_ms)
             if c.kind == "histogram_count":
                 fam.add_metric([c.labels[k] for k in keys], buckets=[("+Inf", v)], sum_value=v * 0.1,
                                timestamp=ts)
