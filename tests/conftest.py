@@ -20,6 +20,8 @@ from ipa_ext.host import load_plugins
 
 from support.paths import ROOT, SHARED, VIDEO
 
+pytest_plugins = ["support.ordering"]  # the order of the run: heaviest modules first
+
 
 @pytest.fixture(scope="session")
 def root() -> Path:
@@ -46,20 +48,6 @@ def video_config():
 @pytest.fixture(scope="session")
 def video_problem(video_config, host):
     return video_config.build_problem(host)
-
-
-# --------------------------------------------------------------------------- the order of the run
-
-
-@pytest.hookimpl(trylast=True)  # after tests/fuzz/conftest.py has marked its tests
-def pytest_collection_modifyitems(config, items):
-    """Slow tests first, then fuzzing, then the rest (each group in collection order): parallel workers
-    start on the long waits and the many short tests fill in around them, instead of one worker
-    starting a long module when the others are nearly done."""
-    def group(item):
-        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("fuzz") else 2
-
-    items[:] = sorted(items, key=group)  # sorted() is stable
 
 
 # --------------------------------------------------------------------------- the fuzz tally
