@@ -20,7 +20,7 @@ from ipa_ext.host import load_plugins
 
 from support.paths import ROOT, SHARED, VIDEO
 
-pytest_plugins = ["support.ordering"]  # the order of the run: heaviest modules first
+pytest_plugins = ["support.ordering", "pytester"]  # the order of the run (heaviest modules first); pytester
 
 
 @pytest.fixture(scope="session")

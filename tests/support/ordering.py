@@ -19,15 +19,17 @@ from pathlib import Path
 
 import pytest
 
-DURATIONS = Path(__file__).resolve().parents[1] / "durations.json"
-"""Seconds per test module (setup, call and teardown summed), as the last recording measured."""
+def durations_path(config) -> Path:
+    """``tests/durations.json`` under the run's root: seconds per test module (setup, call and
+    teardown summed), as the last recording measured."""
+    return Path(config.rootpath) / "tests" / "durations.json"
 
 
 def module_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def read_durations(path: Path = DURATIONS) -> dict[str, float]:
+def read_durations(path: Path) -> dict[str, float]:
     """The recorded seconds per module; an absent or unreadable file orders nothing."""
     try:
         data = json.loads(path.read_text())
@@ -60,27 +62,31 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(trylast=True)  # after tests/fuzz/conftest.py has marked its tests
 def pytest_collection_modifyitems(config, items):
-    items[:] = run_order(items, read_durations())
+    items[:] = run_order(items, read_durations(durations_path(config)))
 
 
-_measured: dict[str, float] = defaultdict(float)
+def pytest_configure(config):
+    # recorded once, by the controller of a parallel run (every worker's reports reach it) or a serial run
+    if config.getoption("record_durations") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(Recorder(durations_path(config)), "ipa-ext-record-durations")
 
 
-def pytest_runtest_logreport(report):
-    # on the controller of a parallel run, every worker's reports arrive here too
-    _measured[module_of(report.nodeid)] += report.duration
+class Recorder:
+    """Sums each module's report durations and writes them when the run passed."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = defaultdict(float)
 
-def pytest_sessionfinish(session, exitstatus):
-    config = session.config
-    if not config.getoption("record_durations") or hasattr(config, "workerinput"):
-        return  # recorded once, by the controller (or a serial run)
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if exitstatus != 0 or not _measured:
-        if reporter is not None:
-            reporter.write_line(f"--record-durations: the run did not pass; {DURATIONS.name} left as it was")
-        return
-    ordered = dict(sorted(((m, round(s, 1)) for m, s in _measured.items()), key=lambda kv: (-kv[1], kv[0])))
-    DURATIONS.write_text(json.dumps(ordered, indent=1) + "\n")
-    if reporter is not None:
-        reporter.write_line(f"--record-durations: wrote {len(ordered)} modules to {DURATIONS}")
+    def pytest_runtest_logreport(self, report) -> None:
+        self.seconds[module_of(report.nodeid)] += report.duration
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter, exitstatus) -> None:
+        if exitstatus != 0 or not self.seconds:
+            terminalreporter.write_line(f"--record-durations: the run did not pass; {self.path} left as it was")
+            return
+        rows = sorted(((m, round(s, 1)) for m, s in self.seconds.items()), key=lambda kv: (-kv[1], kv[0]))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(dict(rows), indent=1) + "\n")
+        terminalreporter.write_line(f"--record-durations: wrote {len(rows)} modules to {self.path}")
