@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support.cli import cli, one_error_line
+from support.cli import cli, default_sigint, one_error_line
 from support.local_project import PIPELINE  # the same tiny two-stage pipeline the local backend's tests run
 from support.serve_extra import require_serve
 
@@ -200,7 +200,8 @@ def test_ctrl_c_keeps_every_complete_row_and_a_rerun_measures_the_rest(project, 
            "--cpus", "1", "--batches", "1,2,4,8"]
     # 12 rows of at least 1 s each: the interrupt after the second row lands mid-grid even when
     # a loaded machine starves this polling loop for several seconds.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
     seen: list[int] = []
     deadline = time.monotonic() + 120
     try:

@@ -67,6 +67,15 @@ def spawn_cli(*args: str, env: Mapping[str, str] | None = None, cwd: str | Path 
                           env=child_env(env), cwd=cwd or ROOT, timeout=timeout)
 
 
+def default_sigint() -> None:
+    """A ``preexec_fn`` for a child that a test interrupts the way a terminal's Ctrl-C would.
+
+    A child inherits an ignored SIGINT (a test run started in the background by a
+    non-interactive shell has one), and Python then never raises ``KeyboardInterrupt``;
+    a process started from a terminal has the default disposition, which this restores."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_command() -> list[str]:
     """The argv prefix that starts ``ipa-ext`` in a child process."""
     exe = Path(sys.executable).with_name("ipa-ext")
