@@ -20,7 +20,8 @@ from ipa_ext.host import load_plugins
 
 from support.paths import ROOT, SHARED, VIDEO
 
-pytest_plugins = ["support.ordering", "pytester"]  # the order of the run (heaviest modules first); pytester
+# the order of the run (heaviest modules first), and pytester for tests/suite/
+pytest_plugins = ["support.ordering", "pytester"]
 
 
 @pytest.fixture(scope="session")
