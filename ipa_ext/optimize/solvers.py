@@ -349,6 +349,21 @@ if hasattr(pulp.HiGHS, "buildSolverModel"):  # highspy importable: PuLP's in-pro
             status, sol_status = self.findSolutionValues(lp)
             lp.assignStatus(status, sol_status)
 
+        def run_without_presolve(self, lp: pulp.LpProblem) -> None:
+            """Solve the same model again with HiGHS's presolve off (then back on).
+
+            HiGHS 1.x's presolve can call a feasible model with many no-good cuts infeasible,
+            or fail with "Solve error": a k-best listing then stopped early and said it was
+            complete (6 of 62 feasible choices missing in one case). Presolve off solved them."""
+            h = lp.solverModel
+            h.setOptionValue("presolve", "off")
+            try:
+                self.callSolver(lp)
+                status, sol_status = self.findSolutionValues(lp)
+                lp.assignStatus(status, sol_status)
+            finally:
+                h.setOptionValue("presolve", "choose")
+
 
 class HighsSolver(MilpSolver):
     """HiGHS in-process through PuLP; re-solves add only the new rows."""
@@ -363,6 +378,12 @@ class HighsSolver(MilpSolver):
 
     def _result(self, lp: pulp.LpProblem, variables: Sequence[pulp.LpVariable]) -> MilpResult:
         status = _status_from_pulp(lp)
+        if status != OPTIMAL:  # infeasible or failed: presolve may be wrong, so ask again without it
+            try:
+                self._pulp.run_without_presolve(lp)
+            except Exception as exc:
+                raise self._failed(f"{type(exc).__name__}: {exc}") from None
+            status = _status_from_pulp(lp)
         if status == INFEASIBLE:
             return MilpResult(INFEASIBLE)
         if status != OPTIMAL:
