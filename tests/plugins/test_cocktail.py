@@ -19,25 +19,13 @@ from ipa_ext.problem.mix import StageEnsemble, stage_members
 
 from support.cli import assert_one_line_error, run_cli
 from support.paths import VIDEO
-from support.problems import make_pipeline, make_problem, pipelines
+from support.problems import make_pipeline, make_problem, pipelines, vote_by_outcomes
 
 CONFIG = str(VIDEO / "config.yaml")
 
 
 def cocktail(host, **opts):
     return host.registry.create("optimizer", "cocktail", opts)
-
-
-def vote(ps):
-    """Majority vote accuracy by every right/wrong outcome; a tie goes to the most accurate member."""
-    n = len(ps)
-    best = max(range(n), key=lambda i: (ps[i], -i))
-    total = 0.0
-    for out in itertools.product((0, 1), repeat=n):
-        prob = math.prod(p if r else 1 - p for p, r in zip(ps, out))
-        if 2 * sum(out) > n or (2 * sum(out) == n and out[best]):
-            total += prob
-    return total
 
 
 def brute_keys(problem: Problem, rate, max_members=3, targets=None):
@@ -54,7 +42,7 @@ def brute_keys(problem: Problem, rate, max_members=3, targets=None):
         ens = []
         for size in range(1, max_members + 1):
             for subset in itertools.combinations(sorted(by_variant), size):
-                acc = vote([stage.variant(v).accuracy / 100 for v in subset]) if size > 1 else \
+                acc = vote_by_outcomes([stage.variant(v).accuracy / 100 for v in subset]) if size > 1 else \
                     stage.variant(subset[0]).accuracy / 100
                 for ms in itertools.product(*(by_variant[v] for v in subset)):
                     ens.append((max(m.latency_s for m in ms),

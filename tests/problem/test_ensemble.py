@@ -3,7 +3,6 @@ and the ensemble stage option."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -16,20 +15,7 @@ from ipa_ext.problem.ensemble import (
 )
 from ipa_ext.problem.mix import StageEnsemble, stage_members
 
-from support.problems import make_pipeline, make_problem
-
-
-def vote_by_outcomes(ps):
-    """Independent reference: every right/wrong outcome of the members, weighed by its probability."""
-    n = len(ps)
-    best = max(range(n), key=lambda i: (ps[i], -i))
-    total = 0.0
-    for outcome in itertools.product((0, 1), repeat=n):
-        prob = math.prod(p if right else 1 - p for p, right in zip(ps, outcome))
-        right = sum(outcome)
-        if 2 * right > n or (2 * right == n and outcome[best]):
-            total += prob
-    return total
+from support.problems import make_pipeline, make_problem, vote_by_outcomes
 
 
 @pytest.mark.parametrize("ps, want", [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import itertools
+import math
 from typing import Any, Mapping
 
 from hypothesis import strategies as st
@@ -96,3 +98,15 @@ ROWS_A = [
 ONE_STAGE = {"A": {"variants": {"a1": 50.0, "a2": 70.0}, "rows": ROWS_A}}
 
 
+def vote_by_outcomes(ps: list[float]) -> float:
+    """Independent reference for an ensemble's majority-vote accuracy: every right/wrong outcome
+    of the members, weighed by its probability; a tie goes to the most accurate member."""
+    n = len(ps)
+    best = max(range(n), key=lambda i: (ps[i], -i))
+    total = 0.0
+    for outcome in itertools.product((0, 1), repeat=n):
+        prob = math.prod(p if right else 1 - p for p, right in zip(ps, outcome))
+        right = sum(outcome)
+        if 2 * right > n or (2 * right == n and outcome[best]):
+            total += prob
+    return total
