@@ -338,6 +338,9 @@ if hasattr(pulp.HiGHS, "buildSolverModel"):  # highspy importable: PuLP's in-pro
         def actualSolve(self, lp: pulp.LpProblem) -> int:
             self.createAndConfigureSolver(lp)
             self.buildSolverModel(lp)
+            return self._solve_and_read(lp)
+
+        def _solve_and_read(self, lp: pulp.LpProblem) -> int:
             self.callSolver(lp)
             status, sol_status = self.findSolutionValues(lp)
             lp.assignStatus(status, sol_status)
@@ -345,9 +348,7 @@ if hasattr(pulp.HiGHS, "buildSolverModel"):  # highspy importable: PuLP's in-pro
 
         def run_again(self, lp: pulp.LpProblem) -> None:
             self.add_new_rows(lp)
-            self.callSolver(lp)
-            status, sol_status = self.findSolutionValues(lp)
-            lp.assignStatus(status, sol_status)
+            self._solve_and_read(lp)
 
         def run_without_presolve(self, lp: pulp.LpProblem) -> None:
             """Solve the same model again with HiGHS's presolve off (then back on).
@@ -358,9 +359,7 @@ if hasattr(pulp.HiGHS, "buildSolverModel"):  # highspy importable: PuLP's in-pro
             h = lp.solverModel
             h.setOptionValue("presolve", "off")
             try:
-                self.callSolver(lp)
-                status, sol_status = self.findSolutionValues(lp)
-                lp.assignStatus(status, sol_status)
+                self._solve_and_read(lp)
             finally:
                 h.setOptionValue("presolve", "choose")
 
